@@ -1,0 +1,111 @@
+//! Cancellation helpers: [`CancelHandle`] and [`with_cancel_callback`].
+//!
+//! Cancellation itself is part of every fiber (see [`AnyFiber::cancel`](crate::AnyFiber::cancel)
+//! and the crate docs): cooperative, delivered at suspension points, sticky.
+
+use std::fmt;
+
+use crate::error::Error;
+use crate::scheduler::current_task;
+use crate::task::FiberCore;
+
+/// Undoes a registration (a timer, a waiter in a queue …) when cancelled.
+///
+/// Dropping it without calling [`cancel`](CancelHandle::cancel) leaves the
+/// registration in place.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let undone = Rc::new(Cell::new(false));
+/// let u = undone.clone();
+/// let handle = fuseau::CancelHandle::new(move || u.set(true));
+/// handle.cancel();
+/// assert!(undone.get());
+/// fuseau::CancelHandle::dummy().cancel(); // does nothing
+/// ```
+#[must_use = "dropping a CancelHandle does not cancel; call .cancel()"]
+pub struct CancelHandle {
+    cancel: Option<Box<dyn FnOnce()>>,
+}
+
+impl CancelHandle {
+    /// A handle that runs `cancel` when cancelled.
+    pub fn new(cancel: impl FnOnce() + 'static) -> CancelHandle {
+        CancelHandle {
+            cancel: Some(Box::new(cancel)),
+        }
+    }
+
+    /// A handle with nothing to undo.
+    pub fn dummy() -> CancelHandle {
+        CancelHandle { cancel: None }
+    }
+
+    /// Undoes the registration.
+    pub fn cancel(mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            cancel();
+        }
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("dummy", &self.cancel.is_none())
+            .finish()
+    }
+}
+
+/// Runs `f`; if the running fiber is cancelled while `f` runs, `callback`
+/// runs once, with the cancellation error, at the moment of cancellation
+/// (on whatever code cancels: another fiber, a timer, the scheduler). If the
+/// fiber is already cancelled, `callback` runs at once. When `f` returns (or
+/// unwinds), the callback is removed. Scopes nest; inner callbacks run
+/// first. A callback that panics fails the fiber with
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked).
+///
+/// Not a cancellation point itself.
+///
+/// # Panics
+///
+/// Outside a fiber, naming `with_cancel_callback`.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+///
+/// let seen = Rc::new(RefCell::new(None));
+/// let s = seen.clone();
+/// let result = fuseau::block_on(move || {
+///     fuseau::cancel_after(Duration::from_millis(1))?;
+///     fuseau::with_cancel_callback(
+///         move |e| *s.borrow_mut() = Some(e.kind()),
+///         || fuseau::sleep(Duration::from_secs(60)),
+///     )
+/// });
+/// assert!(result.unwrap_err().is_timeout());
+/// assert_eq!(*seen.borrow(), Some(fuseau::ErrorKind::Timeout));
+/// ```
+pub fn with_cancel_callback<R>(callback: impl FnOnce(&Error) + 'static, f: impl FnOnce() -> R) -> R {
+    struct Remove<'a> {
+        core: &'a FiberCore,
+        token: u64,
+    }
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            drop(self.core.remove_callback(self.token));
+        }
+    }
+    let me = current_task().unwrap_or_else(|| panic!("with_cancel_callback must be called from inside a fiber"));
+    let core = me.core();
+    if let Some(e) = core.cancel_error() {
+        callback(&e);
+        return f();
+    }
+    let token = core.add_callback(Box::new(callback));
+    let _remove = Remove { core, token };
+    f()
+}

@@ -1,0 +1,494 @@
+//! Fibers: spawning them ([`spawn`], [`Builder`]) and the handles to them
+//! ([`Fiber`], [`AnyFiber`], [`FiberId`]).
+
+use std::fmt;
+use std::num::NonZeroU64;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Wakeup;
+use crate::scheduler::{current_sched, current_task, inactive, not_in_fiber, SchedInner, Scheduler};
+use crate::task::{self, FiberCell, FiberCore, Origin, Task, TypedTask};
+
+/// The unique name of a fiber: unique in the process, never reused.
+///
+/// Ids grow with spawning order, so sorting by id sorts by age.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FiberId(NonZeroU64);
+
+impl FiberId {
+    fn next() -> FiberId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        FiberId(NonZeroU64::new(n).expect("fiber ids do not wrap around in 2^64 spawns"))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FiberId({})", self.0)
+    }
+}
+
+impl fmt::Display for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fiber#{}", self.0)
+    }
+}
+
+/// `true` while a fiber runs on this thread.
+pub(crate) fn in_fiber() -> bool {
+    current_task().is_some()
+}
+
+/// Options for a new fiber, builder-style.
+///
+/// # Examples
+///
+/// ```
+/// fuseau::block_on(|| {
+///     let worker = fuseau::Builder::new()
+///         .name("worker")
+///         .propagate_cancel_to_parent(false)
+///         .stack_size(64 * 1024)
+///         .spawn(|| Err::<(), _>(fuseau::Error::from("bad input")));
+///     assert_eq!(worker.name(), Some("worker"));
+///     // The failure does not cancel the parent: it only shows in `join`.
+///     assert_eq!(worker.join().unwrap_err().message(), "bad input");
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    name: Option<String>,
+    propagate: bool,
+    stack_size: Option<usize>,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Default options: no name, failures propagate to the parent, the
+    /// scheduler's default stack size.
+    pub fn new() -> Builder {
+        Builder {
+            name: None,
+            propagate: true,
+            stack_size: None,
+        }
+    }
+
+    /// Names the fiber (shown by `Debug` and [`Fiber::name`]).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether the fiber's failure cancels its parent (default `true`).
+    /// With `false`, the failure is only seen by whoever joins the fiber.
+    pub fn propagate_cancel_to_parent(mut self, propagate: bool) -> Builder {
+        self.propagate = propagate;
+        self
+    }
+
+    /// The size of the fiber's stack, in bytes (a guard page is added).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns a fiber running `f`, as a child of the running fiber.
+    ///
+    /// The fiber is queued behind the ready fibers; the caller keeps running
+    /// until it suspends. Not a cancellation point: spawning from a cancelled
+    /// fiber gives a child that is already cancelled (its body never runs).
+    ///
+    /// # Panics
+    ///
+    /// Outside a scheduler, or if the scheduler was disposed of; see
+    /// [`Builder::try_spawn`].
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> Result<T> + 'static) -> Fiber<T> {
+        self.try_spawn(f).unwrap_or_else(|e| panic!("fuseau::spawn: {e}"))
+    }
+
+    /// Like [`Builder::spawn`], returning an error instead of panicking.
+    ///
+    /// Called from a micro-task (not a fiber), the new fiber has no parent.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotInFiber`] outside a scheduler, [`ErrorKind::Inactive`]
+    /// if it was disposed of.
+    pub fn try_spawn<T: 'static>(
+        self,
+        f: impl FnOnce() -> Result<T> + 'static,
+    ) -> Result<Fiber<T>> {
+        let sched = current_sched().ok_or_else(|| not_in_fiber("fuseau::spawn"))?;
+        let parent = current_task();
+        self.spawn_inner(&sched, parent.as_ref(), f)
+    }
+
+    /// Spawns a fiber running `f` as a child of `parent` (on `parent`'s
+    /// scheduler) rather than of the running fiber: it is cancelled with
+    /// `parent`, and its failure goes to `parent`.
+    ///
+    /// # Panics
+    ///
+    /// If `parent` is done, or its scheduler was disposed of.
+    pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
+        self,
+        parent: &P,
+        f: impl FnOnce() -> Result<T> + 'static,
+    ) -> Fiber<T> {
+        let parent = parent.as_any_fiber().task;
+        let sched = parent.core().sched.upgrade();
+        let result = match sched {
+            _ if parent.core().is_done() => Err(Error::new(
+                ErrorKind::Other,
+                format!("the parent fiber {} is done", parent.core().id),
+            )),
+            None => Err(inactive()),
+            Some(sched) => self.spawn_inner(&sched, Some(&parent), f),
+        };
+        result.unwrap_or_else(|e| panic!("fuseau::spawn_as_child_of: {e}"))
+    }
+
+    /// Spawns a fiber with no parent on `sched`; callable outside any fiber
+    /// (on the scheduler's thread). This is how drivers start the main fiber.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Inactive`] if `sched` was disposed of.
+    pub fn spawn_on<T: 'static>(
+        self,
+        sched: &Scheduler,
+        f: impl FnOnce() -> Result<T> + 'static,
+    ) -> Result<Fiber<T>> {
+        self.spawn_inner(&sched.inner, None, f)
+    }
+
+    fn spawn_inner<T: 'static>(
+        self,
+        sched: &Rc<SchedInner>,
+        parent: Option<&Rc<dyn Task>>,
+        f: impl FnOnce() -> Result<T> + 'static,
+    ) -> Result<Fiber<T>> {
+        if !sched.is_active() {
+            return Err(inactive());
+        }
+        let core = FiberCore::new(
+            FiberId::next(),
+            self.name.map(String::into_boxed_str),
+            Rc::downgrade(sched),
+            self.stack_size.unwrap_or(sched.config().get_stack_size()),
+            self.propagate,
+        );
+        let cell = Rc::new(FiberCell::new(core, f));
+        let task: Rc<dyn Task> = cell.clone();
+        sched.register(&task);
+        if let Some(parent) = parent {
+            task::link(parent, &task);
+        }
+        task::make_ready(&task);
+        Ok(Fiber { task: cell })
+    }
+}
+
+/// Spawns a fiber running `f`, as a child of the running fiber; shorthand
+/// for [`Builder::new().spawn(f)`](Builder::spawn).
+///
+/// `spawn` returns at once; the new fiber runs after the fibers already
+/// ready, in FIFO order, once the caller suspends. If the child fails, its
+/// parent is cancelled with the child's error; if the parent is cancelled,
+/// so is the child; the parent is done only once its children are.
+///
+/// Not a cancellation point.
+///
+/// # Panics
+///
+/// Outside a scheduler, or if the scheduler was disposed of (see
+/// [`Builder::try_spawn`]).
+///
+/// # Examples
+///
+/// ```
+/// fuseau::block_on(|| {
+///     let child = fuseau::spawn(|| Ok(6 * 7));
+///     assert_eq!(child.join()?, 42);
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn spawn<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Fiber<T> {
+    Builder::new().spawn(f)
+}
+
+/// Spawns a fiber as a child of `parent`; shorthand for
+/// [`Builder::spawn_as_child_of`].
+///
+/// # Panics
+///
+/// If `parent` is done, or its scheduler was disposed of.
+pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
+    parent: &P,
+    f: impl FnOnce() -> Result<T> + 'static,
+) -> Fiber<T> {
+    Builder::new().spawn_as_child_of(parent, f)
+}
+
+/// A running (or finished) fiber whose body returns `T`.
+///
+/// Dropping it does not stop the fiber. It is not `Clone`: its value can be
+/// taken once, by [`join`](Fiber::join); [`any`](Fiber::any) gives
+/// cloneable, untyped handles. It is thread-bound (`!Send`).
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<fuseau::Fiber<()>>();
+/// ```
+pub struct Fiber<T> {
+    task: Rc<dyn TypedTask<T>>,
+}
+
+impl<T: 'static> Fiber<T> {
+    fn core(&self) -> &FiberCore {
+        self.task.core()
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.core().id
+    }
+
+    /// The fiber's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.core().name.as_deref()
+    }
+
+    /// `true` once the body has returned and all children are done.
+    pub fn is_done(&self) -> bool {
+        self.core().is_done()
+    }
+
+    /// `true` once the fiber was cancelled (even if it is done).
+    pub fn is_cancelled(&self) -> bool {
+        self.core().is_cancelled()
+    }
+
+    /// Cancels the fiber; see [`AnyFiber::cancel`].
+    pub fn cancel(&self) {
+        self.any().cancel();
+    }
+
+    /// A cloneable, untyped handle to the same fiber.
+    pub fn any(&self) -> AnyFiber {
+        AnyFiber {
+            task: self.task.clone(),
+        }
+    }
+
+    /// Waits until the fiber is done and returns its result: the body's
+    /// value, or the error it failed with (its body's error, a panic as
+    /// [`ErrorKind::Panicked`], the failure of a child, or its
+    /// cancellation).
+    ///
+    /// # Cancellation
+    ///
+    /// A cancellation point for the *caller*: if the caller is cancelled
+    /// before or during the wait, this returns the caller's cancellation
+    /// error and the joined fiber keeps running (if it is the caller's
+    /// child, it is cancelled too, by the usual rule). If the joined fiber
+    /// finished before the caller resumed, its result is returned.
+    ///
+    /// # Errors
+    ///
+    /// The fiber's failure, or the caller's cancellation. Outside a fiber,
+    /// [`ErrorKind::NotInFiber`] unless the fiber is already done. A fiber
+    /// that joins itself or one of its ancestors (which would wait forever)
+    /// gets [`ErrorKind::Other`].
+    pub fn join(self) -> Result<T> {
+        let target: Rc<dyn Task> = self.task.clone();
+        match current_task() {
+            Some(me) => {
+                task::checkpoint(&me)?;
+                if !target.core().is_done() {
+                    wait_done(&me, &target)?;
+                }
+            }
+            None if !target.core().is_done() => {
+                return Err(not_in_fiber("Fiber::join on an unfinished fiber"));
+            }
+            None => {}
+        }
+        if let Some(e) = target.core().failure() {
+            return Err(e);
+        }
+        Ok(self
+            .task
+            .take_output()
+            .expect("a fiber done without failure has its value"))
+    }
+}
+
+/// Suspends `me` until `target` is done, or `me` is cancelled.
+fn wait_done(me: &Rc<dyn Task>, target: &Rc<dyn Task>) -> Result<()> {
+    let mut ancestor = Some(me.clone());
+    while let Some(a) = ancestor {
+        if Rc::ptr_eq(&a, target) {
+            return Err(Error::new(
+                ErrorKind::Other,
+                "Fiber::join: a fiber cannot join itself or one of its ancestors (it would wait forever)",
+            ));
+        }
+        ancestor = a.core().parent();
+    }
+    target.core().add_joiner(Wakeup::for_task(me));
+    loop {
+        task::park(me);
+        if target.core().is_done() {
+            return Ok(());
+        }
+        if let Some(e) = me.core().cancel_error() {
+            target.core().remove_joiner(me);
+            return Err(e);
+        }
+    }
+}
+
+impl<T: 'static> fmt::Debug for Fiber<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_fiber(self.core(), "Fiber", f)
+    }
+}
+
+fn debug_fiber(core: &FiberCore, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct(type_name)
+        .field("id", &core.id)
+        .field("name", &core.name)
+        .field("state", &core.state.get())
+        .field("cancelled", &core.is_cancelled())
+        .field("children", &core.n_children())
+        .finish()
+}
+
+/// A cloneable, untyped handle to a fiber: for cancelling it and asking
+/// about it. Thread-bound (`!Send`).
+#[derive(Clone)]
+pub struct AnyFiber {
+    task: Rc<dyn Task>,
+}
+
+impl AnyFiber {
+    /// The running fiber.
+    ///
+    /// # Panics
+    ///
+    /// Outside a fiber; see [`AnyFiber::try_current`].
+    pub fn current() -> AnyFiber {
+        AnyFiber::try_current().expect("AnyFiber::current")
+    }
+
+    /// The running fiber.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotInFiber`] outside a fiber.
+    pub fn try_current() -> Result<AnyFiber> {
+        current_task()
+            .map(|task| AnyFiber { task })
+            .ok_or_else(|| not_in_fiber("AnyFiber::current"))
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.task.core().id
+    }
+
+    /// The fiber's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.task.core().name.as_deref()
+    }
+
+    /// `true` once the body has returned and all children are done.
+    pub fn is_done(&self) -> bool {
+        self.task.core().is_done()
+    }
+
+    /// `true` once the fiber was cancelled (even if it is done).
+    pub fn is_cancelled(&self) -> bool {
+        self.task.core().is_cancelled()
+    }
+
+    /// Cancels the fiber with a plain [`ErrorKind::Cancelled`] error, and
+    /// with it all its descendants.
+    ///
+    /// The fiber is woken at once if it is suspended; its suspension points
+    /// return the error from now on. A fiber that has not started yet never
+    /// runs its body. Cancelling a done fiber, or one cancelled before, does
+    /// nothing (the first cancellation wins). A fiber that then returns this
+    /// `Cancelled` error does not fail its parent: it was stopped on
+    /// purpose. Returns at once; never blocks.
+    pub fn cancel(&self) {
+        task::cancel(&self.task, Error::cancelled(), Origin::Handle);
+    }
+}
+
+impl fmt::Debug for AnyFiber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_fiber(self.task.core(), "AnyFiber", f)
+    }
+}
+
+impl PartialEq for AnyFiber {
+    fn eq(&self, other: &AnyFiber) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for AnyFiber {}
+
+/// Things that name a fiber: [`Fiber`] and [`AnyFiber`].
+pub trait AsFiber: sealed::Sealed {
+    /// An untyped handle to the fiber.
+    fn as_any_fiber(&self) -> AnyFiber;
+}
+
+impl<T: 'static> AsFiber for Fiber<T> {
+    fn as_any_fiber(&self) -> AnyFiber {
+        self.any()
+    }
+}
+
+impl AsFiber for AnyFiber {
+    fn as_any_fiber(&self) -> AnyFiber {
+        self.clone()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for super::Fiber<T> {}
+    impl Sealed for super::AnyFiber {}
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A fiber of no scheduler, for tests of data structures.
+    pub(crate) fn dummy_task() -> Rc<dyn Task> {
+        let core = FiberCore::new(FiberId::next(), None, std::rc::Weak::new(), 0, true);
+        Rc::new(FiberCell::new(core, || Ok(())))
+    }
+}

@@ -1,0 +1,117 @@
+//! Direct-style fibers with structured concurrency.
+//!
+//! A fiber is a function with its own stack. It runs plain, sequential Rust
+//! (no `async`, no `.await`), and when it waits (for a timer, another fiber,
+//! a channel, a socket) it *suspends*: its stack is set aside and the thread
+//! runs other fibers. Thousands of fibers share one thread.
+//!
+//! This crate is the core: fibers, the scheduler, cancellation, timers,
+//! fiber-local storage. It depends on no async runtime; an [`EventLoop`]
+//! drives it. `fuseau_tokio` runs it on Tokio, with sockets and interop with
+//! futures; [`block_on`] runs it on a plain thread.
+//!
+//! # A tour
+//!
+//! [`spawn`] starts a fiber as a child of the running one; [`Fiber::join`]
+//! waits for its result. A fiber's body returns a [`Result`]; errors and
+//! panics become an [`Error`] with a [`kind`](Error::kind).
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = fuseau::block_on(|| {
+//!     let a = fuseau::spawn(|| {
+//!         fuseau::sleep(Duration::from_millis(2))?;
+//!         Ok(40)
+//!     });
+//!     let b = fuseau::spawn(|| Ok(2));
+//!     Ok(a.join()? + b.join()?)
+//! })?;
+//! assert_eq!(total, 42);
+//! # Ok::<(), fuseau::Error>(())
+//! ```
+//!
+//! ## Structure
+//!
+//! Fibers form a tree. Cancelling (or failing) a fiber cancels its
+//! children; a child that fails cancels its parent with the child's error
+//! (unless spawned with
+//! [`propagate_cancel_to_parent(false)`](Builder::propagate_cancel_to_parent));
+//! and a fiber is done only when its children are. So a fiber's result
+//! accounts for everything it started, and nothing outlives the fiber that
+//! started it.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let result = fuseau::block_on(|| {
+//!     // This child fails; its parent (the main fiber) is cancelled with its
+//!     // error while sleeping, and the sibling is cancelled too.
+//!     fuseau::spawn(|| Err::<(), _>(fuseau::Error::from("disk on fire")));
+//!     let sibling = fuseau::spawn(|| fuseau::sleep(Duration::from_secs(3600)));
+//!     fuseau::sleep(Duration::from_secs(3600))?;
+//!     sibling.join()
+//! });
+//! assert_eq!(result.unwrap_err().message(), "disk on fire");
+//! ```
+//!
+//! ## Cancellation
+//!
+//! Cancellation is cooperative. It is delivered at *suspension points*:
+//! every call that can wait ([`Fiber::join`], [`yield_now`], [`sleep`],
+//! channel operations, I/O …) is one, and says so in its docs under
+//! "Cancellation". A suspended fiber is woken at once when it is cancelled;
+//! the suspension point returns `Err` with kind
+//! [`Cancelled`](ErrorKind::Cancelled) (or [`Timeout`](ErrorKind::Timeout)
+//! for [`cancel_after`]), which `?` passes up. Cancellation is sticky: every
+//! later suspension point fails too. Code between suspension points runs
+//! undisturbed, and nothing is unwound behind the user's back.
+//!
+//! ## Scheduling
+//!
+//! Fibers of a scheduler run on its thread, one at a time, in FIFO order:
+//! [`spawn`] queues the new fiber and the caller keeps running until it
+//! suspends; a woken fiber is queued, never switched to directly. So a
+//! program's interleaving is deterministic. Fibers never move to another
+//! thread (the handles are `!Send`); [`SchedulerHandle`] and
+//! [`Wakeup::to_waker`] reach a scheduler from other threads.
+//!
+//! ## Panics and teardown
+//!
+//! A panic in a fiber is caught at the fiber's boundary and becomes its
+//! [`ErrorKind::Panicked`] error, with the message and (with
+//! `RUST_BACKTRACE=1`) the backtrace of the panic. When a scheduler is
+//! disposed of, every fiber is cancelled and every suspended stack is
+//! unwound, so destructors run.
+//!
+//! ## Stacks
+//!
+//! Each fiber gets a stack from a per-scheduler pool when it first runs
+//! ([`Config::stack_size`], [`Builder::stack_size`]); a guard page below each
+//! stack turns an overflow into a fault instead of memory corruption.
+//! Deep recursion needs a bigger stack.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+mod cancel;
+mod error;
+mod event;
+mod event_loop;
+mod fiber;
+mod local;
+mod scheduler;
+mod stack;
+mod switch;
+mod task;
+pub mod time;
+
+pub use cancel::{with_cancel_callback, CancelHandle};
+pub use error::{Error, ErrorKind, Result};
+pub use event::Wakeup;
+pub use event_loop::{block_on, block_on_with, EventLoop, Unpark};
+pub use fiber::{spawn, spawn_as_child_of, AnyFiber, AsFiber, Builder, Fiber, FiberId};
+pub use local::FiberLocal;
+pub use scheduler::{schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle};
+pub use time::{cancel_after, sleep};

@@ -1,0 +1,132 @@
+//! Fiber stacks: guarded `mmap` stacks from corosensei, kept in a
+//! per-scheduler pool so that spawning in the steady state costs no system
+//! call.
+//!
+//! Every stack has a guard page below it: an overflow faults on the guard page
+//! instead of writing over other memory. A fiber takes a stack when it first
+//! runs (a fiber that has not started has none) and gives it back when its
+//! body returns.
+
+use std::io;
+
+use corosensei::stack::DefaultStack;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Stacks kept for reuse, grouped by the size they were asked for.
+pub(crate) struct StackPool {
+    /// `(size, free stacks of that size)`; almost always one entry, the
+    /// default size, so a linear search is the fastest map.
+    free: Vec<(usize, Vec<DefaultStack>)>,
+    /// How many free stacks may be kept in all.
+    capacity: usize,
+    kept: usize,
+}
+
+impl StackPool {
+    pub(crate) fn new(capacity: usize) -> StackPool {
+        StackPool {
+            free: Vec::new(),
+            capacity,
+            kept: 0,
+        }
+    }
+
+    /// A stack of `size` usable bytes: a pooled one if there is one, else a
+    /// fresh mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Io`] if the operating system refuses a new mapping; the
+    /// message names the limit that is most likely hit and how to raise it.
+    pub(crate) fn take(&mut self, size: usize) -> Result<DefaultStack> {
+        if let Some((_, stacks)) = self.free.iter_mut().find(|(s, _)| *s == size) {
+            if let Some(stack) = stacks.pop() {
+                self.kept -= 1;
+                return Ok(stack);
+            }
+        }
+        DefaultStack::new(size).map_err(|e| stack_error(size, e))
+    }
+
+    /// Gives back a stack of `size` usable bytes; it is kept if the pool has
+    /// room and unmapped otherwise.
+    pub(crate) fn give_back(&mut self, size: usize, stack: DefaultStack) {
+        if self.kept >= self.capacity {
+            return;
+        }
+        self.kept += 1;
+        match self.free.iter_mut().find(|(s, _)| *s == size) {
+            Some((_, stacks)) => stacks.push(stack),
+            None => self.free.push((size, vec![stack])),
+        }
+    }
+
+    /// How many stacks are kept for reuse.
+    pub(crate) fn kept(&self) -> usize {
+        self.kept
+    }
+}
+
+fn stack_error(size: usize, e: io::Error) -> Error {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let limit_text = match limit {
+        Some(n) => format!(
+            "vm.max_map_count is {n}, which allows about {} guarded stacks per process",
+            n / 2
+        ),
+        None => "the process's limit on memory mappings".to_string(),
+    };
+    Error::with_source(
+        ErrorKind::Io,
+        format!(
+            "cannot allocate a fiber stack of {size} bytes ({e}). Each suspended or \
+             running fiber holds a guarded stack, which takes two memory mappings, and {limit_text}. \
+             Raise the limit (`sysctl -w vm.max_map_count=1048576`), lower the number of fibers \
+             alive at once, or reduce the stack size (fuseau::Config::stack_size)"
+        ),
+        e,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_are_reused_up_to_capacity() {
+        let mut pool = StackPool::new(2);
+        let a = pool.take(64 * 1024).unwrap();
+        let b = pool.take(64 * 1024).unwrap();
+        let c = pool.take(64 * 1024).unwrap();
+        let a_base = corosensei::stack::Stack::base(&a);
+        pool.give_back(64 * 1024, a);
+        pool.give_back(64 * 1024, b);
+        pool.give_back(64 * 1024, c); // over capacity: unmapped
+        assert_eq!(pool.kept(), 2);
+        let _b = pool.take(64 * 1024).unwrap();
+        let a2 = pool.take(64 * 1024).unwrap();
+        assert_eq!(corosensei::stack::Stack::base(&a2), a_base);
+        assert_eq!(pool.kept(), 0);
+    }
+
+    #[test]
+    fn sizes_are_pooled_separately() {
+        let mut pool = StackPool::new(8);
+        let small = pool.take(16 * 1024).unwrap();
+        pool.give_back(16 * 1024, small);
+        assert_eq!(pool.kept(), 1);
+        let _big = pool.take(128 * 1024).unwrap();
+        assert_eq!(pool.kept(), 1, "a stack of another size is not taken");
+    }
+
+    #[test]
+    fn error_names_the_limit() {
+        let e = stack_error(4096, io::Error::from_raw_os_error(12));
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.message().contains("max_map_count"), "{e}");
+        assert!(e.message().contains("stack_size"), "{e}");
+    }
+}

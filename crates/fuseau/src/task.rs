@@ -1,0 +1,437 @@
+//! The inside of a fiber: its state machine, its place in the fiber tree, and
+//! the rules of structured concurrency (cancellation down, failure up,
+//! completion only after the children).
+//!
+//! # Ownership rules
+//!
+//! Everything here lives on one thread, the scheduler's; the types are `!Send`.
+//!
+//! 1. The scheduler's `fibers` slab holds a strong reference to every fiber
+//!    that is not done; a fiber leaves it when it completes. So a live fiber
+//!    is never freed, and the parent/child links (strong both ways) only form
+//!    cycles until completion, which breaks them.
+//! 2. A fiber's `coroutine` cell holds its coroutine while it is suspended;
+//!    while it runs, the scheduler has taken it out (nothing else touches it).
+//! 3. No `RefCell` borrow is held while user code runs (a fiber body, a drop
+//!    of user data, a cancel callback) or across a context switch: every
+//!    borrow below is taken and released within one statement or block.
+//! 4. A wake-up only queues a fiber; it never switches to it. Each wait has an
+//!    epoch; a [`Wakeup`] of an older epoch does nothing, and one that arrives
+//!    while the fiber is still running (before it suspends) is remembered in
+//!    `woken`, so it cannot be lost.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+
+use crate::error::{Error, Result};
+use crate::event::Wakeup;
+use crate::fiber::FiberId;
+use crate::scheduler::SchedInner;
+use crate::switch::{FiberCoroutine, YielderSlot};
+use crate::time::TimerKey;
+
+/// Where a fiber is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Spawned, never run: it has no stack yet.
+    NotStarted,
+    /// Its stack is executing.
+    Running,
+    /// Waiting at a suspension point (or queued after a yield).
+    Suspended,
+    /// Its body has returned; it waits for its children.
+    Finishing,
+    /// Body returned and all children done. Final.
+    Done,
+}
+
+/// Who cancelled a fiber. It decides whether the fiber's resulting
+/// `Cancelled` error is passed on to its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Its parent was cancelled or failed.
+    Parent,
+    /// Someone called `AnyFiber::cancel`.
+    Handle,
+    /// The scheduler is being disposed of.
+    Scheduler,
+    /// Its own doing: a deadline (`cancel_after`) or its own failure,
+    /// including a failure propagated from a child.
+    Own,
+}
+
+/// The non-generic part of every fiber.
+pub(crate) struct FiberCore {
+    pub(crate) id: FiberId,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) sched: Weak<SchedInner>,
+    pub(crate) stack_size: usize,
+    propagate: bool,
+    pub(crate) state: Cell<State>,
+    /// In the scheduler's run queue (at most once).
+    pub(crate) queued: Cell<bool>,
+    /// A wake-up of the current epoch arrived while the fiber was running.
+    woken: Cell<bool>,
+    epoch: Cell<u64>,
+    /// The scheduler is force-unwinding this fiber's stack: it must not
+    /// suspend again.
+    pub(crate) unwinding: Cell<bool>,
+    pub(crate) yielder: YielderSlot,
+    pub(crate) coroutine: Cell<Option<FiberCoroutine>>,
+    pub(crate) slab_key: Cell<usize>,
+    parent: RefCell<Option<Rc<dyn Task>>>,
+    children: RefCell<Vec<Rc<dyn Task>>>,
+    index_in_parent: Cell<usize>,
+    cancelled: RefCell<Option<(Error, Origin)>>,
+    failure: RefCell<Option<Error>>,
+    joiners: RefCell<Vec<Wakeup>>,
+    callbacks: RefCell<Vec<(u64, Box<dyn FnOnce(&Error)>)>>,
+    next_callback: Cell<u64>,
+    /// Fiber-local values, keyed by `FiberLocal` id.
+    pub(crate) locals: RefCell<Vec<(usize, Box<dyn Any>)>>,
+    /// Deadline timers (`cancel_after`) to disarm when the fiber is done.
+    pub(crate) deadlines: RefCell<Vec<TimerKey>>,
+}
+
+/// A fiber as the scheduler sees it: its core plus a body of unknown type.
+pub(crate) trait Task: 'static {
+    fn core(&self) -> &FiberCore;
+    /// Runs the body (once) and keeps its `Ok` value for the joiner.
+    /// Called on the fiber's own stack.
+    fn run_body(&self) -> Result<()>;
+    /// Drops the body of a fiber that will never run.
+    fn discard_body(&self);
+}
+
+/// A fiber whose body returns `T`.
+pub(crate) trait TypedTask<T>: Task {
+    fn take_output(&self) -> Option<T>;
+}
+
+pub(crate) struct FiberCell<T, F> {
+    core: FiberCore,
+    body: Cell<Option<F>>,
+    output: Cell<Option<T>>,
+}
+
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> FiberCell<T, F> {
+    pub(crate) fn new(core: FiberCore, body: F) -> FiberCell<T, F> {
+        FiberCell {
+            core,
+            body: Cell::new(Some(body)),
+            output: Cell::new(None),
+        }
+    }
+}
+
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task for FiberCell<T, F> {
+    fn core(&self) -> &FiberCore {
+        &self.core
+    }
+
+    fn run_body(&self) -> Result<()> {
+        let body = self.body.take().expect("a fiber body runs once");
+        let value = body()?;
+        self.output.set(Some(value));
+        Ok(())
+    }
+
+    fn discard_body(&self) {
+        drop(self.body.take());
+    }
+}
+
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> TypedTask<T> for FiberCell<T, F> {
+    fn take_output(&self) -> Option<T> {
+        self.output.take()
+    }
+}
+
+impl FiberCore {
+    pub(crate) fn new(
+        id: FiberId,
+        name: Option<Box<str>>,
+        sched: Weak<SchedInner>,
+        stack_size: usize,
+        propagate: bool,
+    ) -> FiberCore {
+        FiberCore {
+            id,
+            name,
+            sched,
+            stack_size,
+            propagate,
+            state: Cell::new(State::NotStarted),
+            queued: Cell::new(false),
+            woken: Cell::new(false),
+            epoch: Cell::new(0),
+            unwinding: Cell::new(false),
+            yielder: YielderSlot::new(),
+            coroutine: Cell::new(None),
+            slab_key: Cell::new(usize::MAX),
+            parent: RefCell::new(None),
+            children: RefCell::new(Vec::new()),
+            index_in_parent: Cell::new(0),
+            cancelled: RefCell::new(None),
+            failure: RefCell::new(None),
+            joiners: RefCell::new(Vec::new()),
+            callbacks: RefCell::new(Vec::new()),
+            next_callback: Cell::new(0),
+            locals: RefCell::new(Vec::new()),
+            deadlines: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.get()
+    }
+
+    /// The error the fiber was cancelled with, if it was.
+    pub(crate) fn cancel_error(&self) -> Option<Error> {
+        self.cancelled.borrow().as_ref().map(|(e, _)| e.clone())
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.borrow().is_some()
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.get() == State::Done
+    }
+
+    /// The error the fiber ended (or will end) with, if it failed.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.failure.borrow().clone()
+    }
+
+    pub(crate) fn parent(&self) -> Option<Rc<dyn Task>> {
+        self.parent.borrow().clone()
+    }
+
+    pub(crate) fn n_children(&self) -> usize {
+        self.children.borrow().len()
+    }
+
+    /// Called for a fiber in a `Wakeup`: queue it if it waits on this epoch.
+    pub(crate) fn wake(task: &Rc<dyn Task>, epoch: u64) {
+        let core = task.core();
+        if core.epoch.get() != epoch {
+            return;
+        }
+        match core.state.get() {
+            State::Suspended => make_ready(task),
+            State::Running => core.woken.set(true),
+            _ => {}
+        }
+    }
+
+    /// Registers a joiner, woken when this fiber is done.
+    pub(crate) fn add_joiner(&self, w: Wakeup) {
+        self.joiners.borrow_mut().push(w);
+    }
+
+    pub(crate) fn remove_joiner(&self, joiner: &Rc<dyn Task>) {
+        self.joiners.borrow_mut().retain(|w| !w.is_for(joiner));
+    }
+
+    pub(crate) fn add_callback(&self, cb: Box<dyn FnOnce(&Error)>) -> u64 {
+        let token = self.next_callback.get();
+        self.next_callback.set(token + 1);
+        self.callbacks.borrow_mut().push((token, cb));
+        token
+    }
+
+    /// Removes a callback; `None` if it already ran (or was removed).
+    pub(crate) fn remove_callback(&self, token: u64) -> Option<Box<dyn FnOnce(&Error)>> {
+        let mut callbacks = self.callbacks.borrow_mut();
+        let index = callbacks.iter().position(|(t, _)| *t == token)?;
+        Some(callbacks.remove(index).1)
+    }
+}
+
+/// Queues a fiber to run, if it is not queued already.
+pub(crate) fn make_ready(task: &Rc<dyn Task>) {
+    let core = task.core();
+    if core.queued.replace(true) {
+        return;
+    }
+    match core.sched.upgrade() {
+        Some(sched) => sched.push_ready(task.clone()),
+        None => core.queued.set(false),
+    }
+}
+
+/// Links `child` under `parent`. A child born under a cancelled parent is
+/// cancelled at once (it will never run its body).
+pub(crate) fn link(parent: &Rc<dyn Task>, child: &Rc<dyn Task>) {
+    let pc = parent.core();
+    {
+        let mut children = pc.children.borrow_mut();
+        child.core().index_in_parent.set(children.len());
+        children.push(child.clone());
+    }
+    *child.core().parent.borrow_mut() = Some(parent.clone());
+    if let Some(e) = pc.cancel_error() {
+        cancel(child, Error::passed_to_child(&e), Origin::Parent);
+    }
+}
+
+/// Cancels `task` and, transitively, its children; wakes the ones that are
+/// suspended. Cancellation is sticky: the first reason wins and a fiber that
+/// is done is left alone. Cancel callbacks run here, newest first.
+///
+/// Iterative, so deep fiber trees cannot overflow the (small) stack of the
+/// fiber that cancels.
+pub(crate) fn cancel(task: &Rc<dyn Task>, error: Error, origin: Origin) {
+    let mut work = vec![(task.clone(), error, origin)];
+    let mut panics = Vec::new();
+    while let Some((t, e, o)) = work.pop() {
+        let core = t.core();
+        if core.is_done() || core.is_cancelled() {
+            continue;
+        }
+        *core.cancelled.borrow_mut() = Some((e.clone(), o));
+        let callbacks = std::mem::take(&mut *core.callbacks.borrow_mut());
+        for (_, cb) in callbacks.into_iter().rev() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb(&e))) {
+                panics.push((t.clone(), Error::from_panic(payload)));
+            }
+        }
+        let for_children = Error::passed_to_child(&e);
+        work.extend(
+            core.children
+                .borrow()
+                .iter()
+                .map(|c| (c.clone(), for_children.clone(), Origin::Parent)),
+        );
+        if core.state.get() == State::Suspended {
+            make_ready(&t);
+        }
+    }
+    for (t, e) in panics {
+        fail(&t, e);
+    }
+}
+
+/// Records that `task` failed with `error` and applies the rules: the fiber
+/// is cancelled (so are its children), and unless it opted out, or the error
+/// is merely the cancellation it received from outside, its parent fails
+/// with the same error, and so on up the tree. The first failure of a fiber
+/// is its result; later ones are ignored.
+pub(crate) fn fail(task: &Rc<dyn Task>, error: Error) {
+    let mut current = task.clone();
+    loop {
+        let core = current.core();
+        if core.is_done() || core.failure.borrow().is_some() {
+            return;
+        }
+        *core.failure.borrow_mut() = Some(error.clone());
+        let cancelled_from_outside = matches!(
+            core.cancelled.borrow().as_ref(),
+            Some((_, Origin::Parent | Origin::Handle | Origin::Scheduler))
+        );
+        cancel(&current, error.clone(), Origin::Own);
+        if !core.propagate || (cancelled_from_outside && error.is_cancellation()) {
+            return;
+        }
+        let Some(parent) = core.parent() else { return };
+        current = parent;
+    }
+}
+
+/// The body of `task` has returned (or will never run): record the outcome
+/// and complete the fiber if it has no children left.
+pub(crate) fn body_finished(sched: &SchedInner, task: &Rc<dyn Task>, result: Result<()>) {
+    task.core().state.set(State::Finishing);
+    if let Err(e) = result {
+        fail(task, e);
+    }
+    try_complete(sched, task);
+}
+
+/// Completes `task` if its body has returned and its children are done, then
+/// its parent if that was its last child, and so on up.
+pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
+    let mut current = task.clone();
+    loop {
+        let core = current.core();
+        if core.state.get() != State::Finishing || !core.children.borrow().is_empty() {
+            return;
+        }
+        core.state.set(State::Done);
+        for key in core.deadlines.take() {
+            sched.remove_timer(key);
+        }
+        drop(core.callbacks.take());
+        for joiner in core.joiners.take() {
+            joiner.wake();
+        }
+        let unregistered = sched.unregister(core.slab_key.get());
+        drop(unregistered);
+        let Some(parent) = core.parent.take() else { return };
+        let removed = {
+            let mut siblings = parent.core().children.borrow_mut();
+            let index = core.index_in_parent.get();
+            let removed = siblings.swap_remove(index);
+            if let Some(moved) = siblings.get(index) {
+                moved.core().index_in_parent.set(index);
+            }
+            removed
+        };
+        drop(removed);
+        current = parent;
+    }
+}
+
+/// Suspends the running fiber `task` until a wake-up of the current epoch
+/// or a cancellation. Returns at once, without suspending, if a wake-up
+/// already arrived while it was running, or if it is cancelled.
+pub(crate) fn park(task: &Rc<dyn Task>) {
+    let core = task.core();
+    if !core.woken.get() && !core.is_cancelled() && !core.unwinding.get() {
+        suspend(task);
+    }
+    end_wait(core);
+}
+
+/// Puts the running fiber `task` at the back of the run queue and switches
+/// to the scheduler.
+pub(crate) fn yield_now(task: &Rc<dyn Task>) {
+    let core = task.core();
+    if !core.unwinding.get() {
+        make_ready(task);
+        suspend(task);
+    }
+    end_wait(core);
+}
+
+/// The check at every suspension point: if the fiber is cancelled, yield
+/// once (so that a loop ignoring the error cannot starve the scheduler or
+/// stall its teardown) and return the cancellation error.
+pub(crate) fn checkpoint(task: &Rc<dyn Task>) -> Result<()> {
+    match task.core().cancel_error() {
+        None => Ok(()),
+        Some(e) => {
+            yield_now(task);
+            Err(e)
+        }
+    }
+}
+
+fn suspend(task: &Rc<dyn Task>) {
+    let core = task.core();
+    core.state.set(State::Suspended);
+    let on_own_stack = core
+        .sched
+        .upgrade()
+        .is_some_and(|s| s.is_running(task));
+    core.yielder.suspend(on_own_stack);
+}
+
+/// Every later wake-up refers to a new wait.
+fn end_wait(core: &FiberCore) {
+    core.woken.set(false);
+    core.epoch.set(core.epoch.get() + 1);
+}
