@@ -1,0 +1,171 @@
+//! Running fuseau's scheduler on Tokio's event loop.
+//!
+//! The driver is one future, polled by Tokio: it runs a scheduler iteration,
+//! then hands control back to Tokio: with [`tokio::task::yield_now`] when
+//! fibers are still ready (so that Tokio's I/O and timers are polled between
+//! batches of fibers, and a fiber that yields in a loop cannot starve them),
+//! or by waiting for an unpark or the next fiber timer when none are.
+//! Fiber timers use one Tokio [`Sleep`](tokio::time::Sleep), reset to the
+//! earliest deadline, and Tokio's clock, so paused test time applies.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fuseau::{Builder, Config, EventLoop, Iteration, Result, Scheduler, Unpark};
+use tokio::sync::Notify;
+
+/// Tokio as a fuseau [`EventLoop`].
+struct TokioLoop {
+    unpark: Arc<TokioUnpark>,
+}
+
+struct TokioUnpark(Notify);
+
+impl Unpark for TokioUnpark {
+    fn unpark(&self) {
+        // `notify_one` stores a permit when nobody waits, so an unpark that
+        // comes before the driver waits is not lost.
+        self.0.notify_one();
+    }
+}
+
+impl EventLoop for TokioLoop {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn unparker(&self) -> Arc<dyn Unpark> {
+        self.unpark.clone()
+    }
+}
+
+/// Runs `f` as the main fiber on a new current-thread Tokio runtime (with a
+/// [`LocalSet`](tokio::task::LocalSet), so fibers may call
+/// [`tokio::task::spawn_local`]) and returns when the main fiber and all its
+/// descendants are done, with the main fiber's result. The scheduler is then
+/// disposed of, and the runtime shut down.
+///
+/// # Errors
+///
+/// The main fiber's error, or an [`Io`](fuseau::ErrorKind::Io) error if the
+/// runtime cannot be built.
+///
+/// # Panics
+///
+/// If called from inside a Tokio runtime (Tokio forbids nesting `block_on`);
+/// use [`run`] there.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let answer = fuseau_tokio::main(|| {
+///     let child = fuseau_tokio::spawn(|| {
+///         fuseau_tokio::sleep(Duration::from_millis(1))?;
+///         Ok(42)
+///     });
+///     child.join()
+/// })?;
+/// assert_eq!(answer, 42);
+/// # Ok::<(), fuseau_tokio::Error>(())
+/// ```
+pub fn main<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+    main_with(Config::default(), f)
+}
+
+/// [`main`] with a scheduler [`Config`] (stack size, stack pool, budget).
+///
+/// # Errors
+///
+/// As [`main`].
+///
+/// # Panics
+///
+/// As [`main`].
+pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, run_with(config, f))
+}
+
+/// The `async` form of [`main`], for code already inside a Tokio runtime:
+/// runs `f` as the main fiber of a new scheduler on the current thread and
+/// resolves when it and all its descendants are done.
+///
+/// The future is `!Send`: run it with [`LocalSet::run_until`](tokio::task::LocalSet::run_until),
+/// [`LocalSet::block_on`](tokio::task::LocalSet::block_on) or
+/// [`spawn_local`](tokio::task::spawn_local) (on a current-thread runtime,
+/// `block_on` works too, but then fibers cannot use `spawn_local`). It
+/// neither replaces nor shuts down the runtime, and may be run several
+/// times, or several at once, on one thread. Dropping the future before it
+/// is done disposes of the scheduler: every fiber is cancelled and unwound.
+///
+/// # Errors
+///
+/// The main fiber's error.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let local = tokio::task::LocalSet::new();
+/// let n = local.block_on(&runtime, async {
+///     let first = fuseau_tokio::run(|| Ok(1)).await?;
+///     let second = fuseau_tokio::run(|| Ok(2)).await?;
+///     Ok::<_, fuseau_tokio::Error>(first + second)
+/// })?;
+/// assert_eq!(n, 3);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn run<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+    run_with(Config::default(), f).await
+}
+
+/// [`run`] with a scheduler [`Config`].
+///
+/// # Errors
+///
+/// The main fiber's error.
+pub async fn run_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+    let unpark = Arc::new(TokioUnpark(Notify::new()));
+    let sched = Scheduler::new(
+        TokioLoop {
+            unpark: unpark.clone(),
+        },
+        config,
+    );
+    let main = Builder::new().name("main").spawn_on(&sched, f)?;
+    let mut timer = pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
+    let mut armed: Option<Instant> = None;
+    loop {
+        let iteration = sched.run_iteration();
+        if main.is_done() {
+            break;
+        }
+        match iteration {
+            Iteration::Busy => tokio::task::yield_now().await,
+            Iteration::Idle { deadline: None } => unpark.0.notified().await,
+            Iteration::Idle {
+                deadline: Some(deadline),
+            } => {
+                if armed != Some(deadline) {
+                    timer.as_mut().reset(deadline.into());
+                    armed = Some(deadline);
+                }
+                tokio::select! {
+                    biased;
+                    () = unpark.0.notified() => {}
+                    () = &mut timer => armed = None,
+                }
+            }
+        }
+    }
+    sched.dispose();
+    main.join()
+}
