@@ -4,7 +4,8 @@
 //! then hands control back to Tokio: with [`tokio::task::yield_now`] when
 //! fibers are still ready (so that Tokio's I/O and timers are polled between
 //! batches of fibers, and a fiber that yields in a loop cannot starve them),
-//! or by waiting for an unpark or the next fiber timer when none are.
+//! or by waiting for an unpark or the next fiber timer when none are (a
+//! timer already due counts as ready work).
 //! Fiber timers use one Tokio [`Sleep`](tokio::time::Sleep), reset to the
 //! earliest deadline, and Tokio's clock, so paused test time applies.
 
@@ -108,6 +109,13 @@ pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'st
 ///
 /// The main fiber's error.
 ///
+/// # Panics
+///
+/// When a fiber arms a timer ([`sleep`](fuseau::sleep),
+/// [`cancel_after`](fuseau::cancel_after) …) on a runtime built without
+/// Tokio's time driver ([`enable_time`](tokio::runtime::Builder::enable_time)),
+/// as [`tokio::time::sleep`] does. Fibers that arm no timer need none.
+///
 /// # Examples
 ///
 /// ```
@@ -132,17 +140,26 @@ pub async fn run<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<
 /// # Errors
 ///
 /// The main fiber's error.
-pub async fn run_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+///
+/// # Panics
+///
+/// As [`run`].
+pub async fn run_with<T: 'static>(
+    config: Config,
+    f: impl FnOnce() -> Result<T> + 'static,
+) -> Result<T> {
     let unpark = Arc::new(TokioUnpark(Notify::new()));
-    let sched = Scheduler::new(
+    let sched = DisposeOnDrop(Scheduler::new(
         TokioLoop {
             unpark: unpark.clone(),
         },
         config,
-    );
-    let main = Builder::new().name("main").spawn_on(&sched, f)?;
-    let mut timer = pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
-    let mut armed: Option<Instant> = None;
+    ));
+    let sched = &sched.0;
+    let main = Builder::new().name("main").spawn_on(sched, f)?;
+    // Created on first use, so that a runtime without a time driver can run
+    // fibers that never arm a timer.
+    let mut timer = pin!(None::<tokio::time::Sleep>);
     loop {
         let iteration = sched.run_iteration();
         if main.is_done() {
@@ -154,18 +171,44 @@ pub async fn run_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> 
             Iteration::Idle {
                 deadline: Some(deadline),
             } => {
-                if armed != Some(deadline) {
-                    timer.as_mut().reset(deadline.into());
-                    armed = Some(deadline);
+                let deadline = tokio::time::Instant::from_std(deadline);
+                // A timer that is already due (`sleep(Duration::ZERO)`, a
+                // deadline in the past) counts as ready work: Tokio's timer
+                // wheel would round it up to its next millisecond tick.
+                if deadline <= tokio::time::Instant::now() {
+                    tokio::task::yield_now().await;
+                    continue;
                 }
+                match timer.as_mut().as_pin_mut() {
+                    None => timer.set(Some(tokio::time::sleep_until(deadline))),
+                    Some(sleep) if sleep.deadline() != deadline => sleep.reset(deadline),
+                    Some(_) => {}
+                }
+                let sleep = timer
+                    .as_mut()
+                    .as_pin_mut()
+                    .expect("the timer was set above");
                 tokio::select! {
                     biased;
                     () = unpark.0.notified() => {}
-                    () = &mut timer => armed = None,
+                    () = sleep => {}
                 }
             }
         }
     }
     sched.dispose();
     main.join()
+}
+
+/// Disposes of the scheduler when the driver is done or dropped.
+///
+/// Dropping the last [`Scheduler`] disposes of it too, but a fiber (or the
+/// user) may hold a clone: a fiber's stack then keeps the scheduler alive,
+/// which keeps the fiber alive, and nothing would ever be unwound.
+struct DisposeOnDrop(Scheduler);
+
+impl Drop for DisposeOnDrop {
+    fn drop(&mut self) {
+        self.0.dispose();
+    }
 }
