@@ -1,0 +1,292 @@
+//! A tour of fuseau on Tokio: what a fiber is and what it can do so far.
+//!
+//! Run it from the workspace root with `cargo run --example tour`. Every
+//! section prints what happens; the output is the same on every run, because
+//! ready fibers run in FIFO order and timers fire in deadline order.
+//!
+//! A fiber is a function with its own stack. Inside one, code is plain
+//! sequential Rust (no `async`, no `.await`); when it waits (for a timer,
+//! for another fiber) it suspends and the thread runs other fibers and Tokio
+//! tasks meanwhile.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use fuseau_tokio::{Builder, Error, FiberLocal, Result};
+
+/// Runs the tour. (`pub(crate)` so that the integration test
+/// `crates/fuseau-tokio/tests/tour.rs` can run it too.)
+pub(crate) fn main() -> Result<()> {
+    // `main` starts a Tokio runtime, runs this closure as the *main fiber*,
+    // and returns once it and every fiber it started are done.
+    fuseau_tokio::main(|| {
+        spawn_and_join()?;
+        fifo_order()?;
+        sleeping()?;
+        parent_cancels_children()?;
+        failing_child_cancels_parent()?;
+        timeouts()?;
+        panics_become_errors()?;
+        fiber_locals()?;
+        cancel_callbacks()?;
+        tokio_beside_fibers()?;
+        println!("\nThe tour is over.");
+        Ok(())
+    })
+}
+
+fn section(title: &str) {
+    println!("\n== {title} ==");
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `spawn` starts a fiber (a child of the running one) and returns a
+/// handle; `join` waits for the fiber's result.
+fn spawn_and_join() -> Result<()> {
+    section("1. spawn and join");
+    let adder = fuseau_tokio::spawn(|| Ok(2 + 2));
+    let greeter = fuseau_tokio::spawn(|| Ok(String::from("hello from a fiber")));
+    println!("adder returned {}", adder.join()?);
+    println!("greeter returned {:?}", greeter.join()?);
+    Ok(())
+}
+
+/// `spawn` only queues the new fiber: the spawner keeps running until it
+/// suspends. Ready fibers then run one at a time, first come first served;
+/// `yield_now` sends the running fiber to the back of the queue.
+fn fifo_order() -> Result<()> {
+    section("2. FIFO order");
+    let fibers: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            fuseau_tokio::spawn(move || {
+                println!("{name}: step 1");
+                fuseau_tokio::yield_now()?;
+                println!("{name}: step 2");
+                Ok(())
+            })
+        })
+        .collect();
+    println!("parent: spawned a, b and c; none has run yet");
+    fuseau_tokio::yield_now()?;
+    println!("parent: back after one yield");
+    for fiber in fibers {
+        fiber.join()?;
+    }
+    println!("parent: all joined");
+    Ok(())
+}
+
+/// `sleep` suspends the fiber, not the thread: three fibers sleep at once,
+/// and wake in the order of their deadlines.
+fn sleeping() -> Result<()> {
+    section("3. sleep");
+    let sleepers: Vec<_> = [30, 10, 20]
+        .into_iter()
+        .map(|n| {
+            fuseau_tokio::spawn(move || {
+                fuseau_tokio::sleep(ms(n))?;
+                println!("woke up after {n} ms");
+                Ok(())
+            })
+        })
+        .collect();
+    for sleeper in sleepers {
+        sleeper.join()?;
+    }
+    Ok(())
+}
+
+/// Fibers form a tree. Cancelling a fiber cancels its children too: every
+/// suspension point (`sleep`, `join`, `yield_now` …) in them then returns
+/// `Err` with kind `Cancelled`, which `?` passes up.
+fn parent_cancels_children() -> Result<()> {
+    section("4a. structured cancellation: cancelling a parent cancels its children");
+    // `propagate_cancel_to_parent(false)`: this fiber's failure is for
+    // whoever joins it, and does not cancel us in turn.
+    let supervisor = Builder::new()
+        .name("supervisor")
+        .propagate_cancel_to_parent(false)
+        .spawn(|| {
+            for i in 1..=2 {
+                fuseau_tokio::spawn(move || {
+                    let slept = fuseau_tokio::sleep(Duration::from_secs(3600));
+                    if let Err(e) = &slept {
+                        println!("worker {i}: stopped ({e})");
+                    }
+                    slept
+                });
+            }
+            fuseau_tokio::sleep(Duration::from_secs(3600))
+        });
+    fuseau_tokio::sleep(ms(5))?;
+    println!("cancelling the supervisor");
+    supervisor.cancel();
+    let result = supervisor.join();
+    println!("supervisor ended with: {:?}", result.map_err(|e| e.kind()));
+    Ok(())
+}
+
+/// A child that fails cancels its parent with the child's error (and so its
+/// siblings too); the parent fails with that error.
+fn failing_child_cancels_parent() -> Result<()> {
+    section("4b. structured cancellation: a failing child cancels its parent");
+    let team = Builder::new()
+        .name("team")
+        .propagate_cancel_to_parent(false)
+        .spawn(|| {
+            fuseau_tokio::spawn(|| {
+                fuseau_tokio::sleep(ms(5))?;
+                println!("faulty: failing now");
+                Err::<(), _>(Error::from("disk on fire"))
+            });
+            fuseau_tokio::spawn(|| {
+                let slept = fuseau_tokio::sleep(Duration::from_secs(3600));
+                if let Err(e) = &slept {
+                    println!("sibling: stopped ({e})");
+                }
+                slept
+            });
+            let slept = fuseau_tokio::sleep(Duration::from_secs(3600));
+            if let Err(e) = &slept {
+                println!("team: my sleep was cut short by {:?}", e.message());
+            }
+            slept
+        });
+    // The team fails with the child's own error, not a generic one.
+    match team.join() {
+        Ok(()) => println!("team succeeded (unexpected)"),
+        Err(e) => println!(
+            "team failed: kind {:?}, message {:?}",
+            e.kind(),
+            e.message()
+        ),
+    }
+    Ok(())
+}
+
+/// `cancel_after` arms a deadline on the running fiber: when it passes, the
+/// fiber is cancelled with kind `Timeout`.
+fn timeouts() -> Result<()> {
+    section("5. timeouts");
+    let slow = Builder::new().propagate_cancel_to_parent(false).spawn(|| {
+        fuseau_tokio::cancel_after(ms(10))?;
+        fuseau_tokio::sleep(Duration::from_secs(3600))?;
+        Ok("finished")
+    });
+    let fast = fuseau_tokio::spawn(|| {
+        fuseau_tokio::cancel_after(Duration::from_secs(3600))?;
+        fuseau_tokio::sleep(ms(1))?;
+        Ok("finished")
+    });
+    match slow.join() {
+        Ok(v) => println!("slow job: {v}"),
+        Err(e) => println!("slow job: {e} (is_timeout: {})", e.is_timeout()),
+    }
+    println!("fast job: {}", fast.join()?);
+    Ok(())
+}
+
+/// A panic inside a fiber is caught at the fiber's boundary and becomes an
+/// error of kind `Panicked`, carrying the message. (The default panic hook
+/// still prints the panic to stderr.)
+fn panics_become_errors() -> Result<()> {
+    section("6. panics become errors");
+    let reckless = Builder::new()
+        .propagate_cancel_to_parent(false)
+        .spawn(|| -> Result<u32> { panic!("the numbers do not add up") });
+    let e = reckless.join().unwrap_err();
+    println!("kind: {:?}, message: {:?}", e.kind(), e.message());
+    Ok(())
+}
+
+/// A `FiberLocal` is like `thread_local!`, per fiber: each fiber has its own
+/// value, starting from the initial one.
+fn fiber_locals() -> Result<()> {
+    section("7. fiber-local storage");
+    static REQUEST: FiberLocal<&'static str> = FiberLocal::new(|| "none");
+    let handlers: Vec<_> = ["GET /", "POST /login"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, request)| {
+            fuseau_tokio::spawn(move || {
+                REQUEST.set(request);
+                // While this fiber sleeps, the other one sets its own value.
+                fuseau_tokio::sleep(ms(5 * (i as u64 + 1)))?;
+                println!("handler {i}: still serving {:?}", REQUEST.get());
+                Ok(())
+            })
+        })
+        .collect();
+    for handler in handlers {
+        handler.join()?;
+    }
+    println!("main fiber: {:?}", REQUEST.get());
+    let inner = REQUEST.with_value("scoped", || REQUEST.get());
+    println!(
+        "inside with_value: {inner:?}, after it: {:?}",
+        REQUEST.get()
+    );
+    Ok(())
+}
+
+/// `with_cancel_callback` runs a callback at the moment the fiber is
+/// cancelled while inside its scope (to abort an outside operation, say).
+fn cancel_callbacks() -> Result<()> {
+    section("8. with_cancel_callback");
+    let job = Builder::new().propagate_cancel_to_parent(false).spawn(|| {
+        // Leaves the scope normally: the callback never runs.
+        fuseau_tokio::with_cancel_callback(
+            |_| println!("(never printed)"),
+            || fuseau_tokio::sleep(ms(1)),
+        )?;
+        println!("job: first scope done, no cancellation");
+        fuseau_tokio::cancel_after(ms(5))?;
+        fuseau_tokio::with_cancel_callback(
+            |e| println!("callback: the job was cancelled ({e})"),
+            || fuseau_tokio::sleep(Duration::from_secs(3600)),
+        )
+    });
+    let result = job.join();
+    println!("job ended with: {:?}", result.map_err(|e| e.kind()));
+    Ok(())
+}
+
+/// Fibers run on Tokio's event loop, beside Tokio tasks: a fiber may start
+/// one with `tokio::task::spawn_local`, and a Tokio task may act on fibers.
+fn tokio_beside_fibers() -> Result<()> {
+    section("9. a Tokio task beside fibers");
+    let answer = Rc::new(Cell::new(None));
+    let a = answer.clone();
+    let task = tokio::task::spawn_local(async move {
+        tokio::time::sleep(ms(5)).await;
+        a.set(Some(42));
+    });
+    // The fiber cannot `.await` (yet); it checks now and then, sleeping in
+    // between, and Tokio runs the task meanwhile.
+    while answer.get().is_none() {
+        fuseau_tokio::sleep(ms(1))?;
+    }
+    println!("the Tokio task computed {}", answer.get().unwrap());
+    assert!(task.is_finished());
+
+    // A Tokio task cancels a fiber.
+    let waiter = Builder::new()
+        .propagate_cancel_to_parent(false)
+        .spawn(|| fuseau_tokio::sleep(Duration::from_secs(3600)));
+    let handle = waiter.any();
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(ms(5)).await;
+        println!("Tokio task: cancelling the waiting fiber");
+        handle.cancel();
+    });
+    println!(
+        "waiter ended with: {:?}",
+        waiter.join().map_err(|e| e.kind())
+    );
+    Ok(())
+}
