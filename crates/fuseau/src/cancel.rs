@@ -89,7 +89,10 @@ impl fmt::Debug for CancelHandle {
 /// assert!(result.unwrap_err().is_timeout());
 /// assert_eq!(*seen.borrow(), Some(fuseau::ErrorKind::Timeout));
 /// ```
-pub fn with_cancel_callback<R>(callback: impl FnOnce(&Error) + 'static, f: impl FnOnce() -> R) -> R {
+pub fn with_cancel_callback<R>(
+    callback: impl FnOnce(&Error) + 'static,
+    f: impl FnOnce() -> R,
+) -> R {
     struct Remove<'a> {
         core: &'a FiberCore,
         token: u64,
@@ -99,7 +102,8 @@ pub fn with_cancel_callback<R>(callback: impl FnOnce(&Error) + 'static, f: impl 
             drop(self.core.remove_callback(self.token));
         }
     }
-    let me = current_task().unwrap_or_else(|| panic!("with_cancel_callback must be called from inside a fiber"));
+    let me = current_task()
+        .unwrap_or_else(|| panic!("with_cancel_callback must be called from inside a fiber"));
     let core = me.core();
     if let Some(e) = core.cancel_error() {
         callback(&e);

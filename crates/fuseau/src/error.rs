@@ -380,7 +380,10 @@ mod tests {
         let cause = Error::new(ErrorKind::Other, "disk full");
         let child = Error::passed_to_child(&cause);
         assert!(child.is_cancelled());
-        assert_eq!(child.to_string(), "cancelled: cancelled because the parent fiber failed");
+        assert_eq!(
+            child.to_string(),
+            "cancelled: cancelled because the parent fiber failed"
+        );
         assert_eq!(child.source().unwrap().to_string(), "error: disk full");
         assert!(Error::passed_to_child(&Error::timeout()).is_timeout());
         assert_eq!(Error::cancelled().to_string(), "cancelled");
@@ -389,7 +392,10 @@ mod tests {
     #[test]
     fn panic_payloads() {
         assert_eq!(Error::from_panic(Box::new("boom")).message(), "boom");
-        assert_eq!(Error::from_panic(Box::new(String::from("x"))).message(), "x");
+        assert_eq!(
+            Error::from_panic(Box::new(String::from("x"))).message(),
+            "x"
+        );
         assert_eq!(Error::from_panic(Box::new(3u8)).message(), "Box<dyn Any>");
     }
 

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Wakeup;
-use crate::scheduler::{current_sched, current_task, inactive, not_in_fiber, SchedInner, Scheduler};
+use crate::scheduler::{
+    current_sched, current_task, inactive, not_in_fiber, SchedInner, Scheduler,
+};
 use crate::task::{self, FiberCell, FiberCore, Origin, Task, TypedTask};
 
 /// The unique name of a fiber: unique in the process, never reused.
@@ -119,7 +121,8 @@ impl Builder {
     /// Outside a scheduler, or if the scheduler was disposed of; see
     /// [`Builder::try_spawn`].
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> Result<T> + 'static) -> Fiber<T> {
-        self.try_spawn(f).unwrap_or_else(|e| panic!("fuseau::spawn: {e}"))
+        self.try_spawn(f)
+            .unwrap_or_else(|e| panic!("fuseau::spawn: {e}"))
     }
 
     /// Like [`Builder::spawn`], returning an error instead of panicking.
@@ -249,7 +252,9 @@ pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
 
 /// A running (or finished) fiber whose body returns `T`.
 ///
-/// Dropping it does not stop the fiber. It is not `Clone`: its value can be
+/// Dropping it does not stop the fiber; the fiber's value, which nobody can
+/// take any more, is dropped then (or, if the body has not returned yet, as
+/// it returns, on the fiber's stack). It is not `Clone`: its value can be
 /// taken once, by [`join`](Fiber::join); [`any`](Fiber::any) gives
 /// cloneable, untyped handles. It is thread-bound (`!Send`).
 ///
@@ -257,7 +262,7 @@ pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
 /// fn assert_send<T: Send>() {}
 /// assert_send::<fuseau::Fiber<()>>();
 /// ```
-pub struct Fiber<T> {
+pub struct Fiber<T: 'static> {
     task: Rc<dyn TypedTask<T>>,
 }
 
@@ -363,6 +368,12 @@ fn wait_done(me: &Rc<dyn Task>, target: &Rc<dyn Task>) -> Result<()> {
             target.core().remove_joiner(me);
             return Err(e);
         }
+    }
+}
+
+impl<T: 'static> Drop for Fiber<T> {
+    fn drop(&mut self) {
+        self.task.release_output();
     }
 }
 

@@ -113,5 +113,7 @@ pub use event::Wakeup;
 pub use event_loop::{block_on, block_on_with, EventLoop, Unpark};
 pub use fiber::{spawn, spawn_as_child_of, AnyFiber, AsFiber, Builder, Fiber, FiberId};
 pub use local::FiberLocal;
-pub use scheduler::{schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle};
+pub use scheduler::{
+    schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
+};
 pub use time::{cancel_after, sleep};

@@ -76,8 +76,8 @@ impl<T: 'static> FiberLocal<T> {
     }
 
     fn with_core<R>(call: &str, f: impl FnOnce(&FiberCore) -> R) -> R {
-        let task = current_task()
-            .unwrap_or_else(|| panic!("{call} must be called from inside a fiber"));
+        let task =
+            current_task().unwrap_or_else(|| panic!("{call} must be called from inside a fiber"));
         f(task.core())
     }
 
@@ -118,7 +118,9 @@ impl<T: 'static> FiberLocal<T> {
     /// Outside a fiber, naming `FiberLocal::set`.
     pub fn set(&'static self, value: T) {
         let id = self.id();
-        let old = Self::with_core("FiberLocal::set", |core| replace(core, id, Some(Box::new(value))));
+        let old = Self::with_core("FiberLocal::set", |core| {
+            replace(core, id, Some(Box::new(value)))
+        });
         drop(old);
     }
 

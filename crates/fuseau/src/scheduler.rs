@@ -158,6 +158,8 @@ pub(crate) struct SchedInner {
     spawned: Cell<u64>,
     phase: Cell<Phase>,
     in_iteration: Cell<bool>,
+    /// How many owning `Scheduler` handles exist (see `Scheduler::owner`).
+    owners: Cell<usize>,
 }
 
 struct MicroTask {
@@ -279,7 +281,9 @@ impl SchedInner {
 
     pub(crate) fn schedule_micro_task(&self, run: Box<dyn FnOnce()>) {
         let from = current_task().map(|t| Rc::downgrade(&t));
-        self.micro_tasks.borrow_mut().push_back(MicroTask { from, run });
+        self.micro_tasks
+            .borrow_mut()
+            .push_back(MicroTask { from, run });
         if !self.in_iteration.get() {
             self.remote.unpark.unpark();
         }
@@ -351,13 +355,16 @@ impl SchedInner {
                 match stack {
                     Ok(stack) => {
                         let body = task.clone();
-                        core.coroutine.set(Some(Coroutine::with_stack(
-                            stack,
-                            move |yielder, ()| fiber_main(yielder, body),
-                        )));
+                        core.coroutine
+                            .set(Some(Coroutine::with_stack(stack, move |yielder, ()| {
+                                fiber_main(yielder, body)
+                            })));
                     }
                     Err(e) => {
-                        task.discard_body();
+                        // Dropping the body runs user code: a panic there
+                        // must not unwind through the scheduler.
+                        let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
+                        let e = dropped.map_or_else(Error::from_panic, |()| e);
                         task::body_finished(self, &task, Err(e));
                         return;
                     }
@@ -506,11 +513,14 @@ fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<dyn Task>) -> Result<()> {
     let core = task.core();
     let _entered = core.yielder.enter(yielder);
     let result = catch_unwind(AssertUnwindSafe(|| task.run_body()));
-    let result = result.unwrap_or_else(|payload| rethrow_if_unwinding(core, payload));
     // Fiber-local values die with the body, on the fiber's stack, while
-    // fiber-only calls still work in their destructors.
+    // fiber-only calls still work in their destructors; also when the
+    // scheduler force-unwinds the fiber (before the unwind goes on), or they
+    // would outlive the teardown for as long as a handle to the fiber lives.
     let locals = core.locals.take();
-    match catch_unwind(AssertUnwindSafe(move || drop(locals))) {
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(locals)));
+    let result = result.unwrap_or_else(|payload| rethrow_if_unwinding(core, payload));
+    match dropped {
         Ok(()) => result,
         Err(payload) => result.and(rethrow_if_unwinding(core, payload)),
     }
@@ -518,7 +528,10 @@ fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<dyn Task>) -> Result<()> {
 
 /// A panic caught at the fiber boundary becomes the fiber's error, unless it
 /// is the scheduler's forced unwind, which must go on to corosensei's root.
-fn rethrow_if_unwinding(core: &task::FiberCore, payload: Box<dyn std::any::Any + Send>) -> Result<()> {
+fn rethrow_if_unwinding(
+    core: &task::FiberCore,
+    payload: Box<dyn std::any::Any + Send>,
+) -> Result<()> {
     if core.unwinding.get() {
         std::panic::resume_unwind(payload);
     }
@@ -535,15 +548,34 @@ fn rethrow_if_unwinding(core: &task::FiberCore, payload: Box<dyn std::any::Any +
 /// [`block_on`](crate::block_on) do. Event-loop integrations build one with
 /// [`Scheduler::new`] and call [`Scheduler::run_iteration`] in their loop.
 ///
-/// Dropping the last `Scheduler` disposes of it ([`Scheduler::dispose`]).
+/// Dropping the last handle made by [`Scheduler::new`] (or cloned from one)
+/// disposes of it ([`Scheduler::dispose`]). Handles from
+/// [`Scheduler::current`] do not keep it from being disposed of: they live
+/// on its fibers' stacks, which only the disposal unwinds.
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>() {}
 /// assert_send::<fuseau::Scheduler>();
 /// ```
-#[derive(Clone)]
 pub struct Scheduler {
     pub(crate) inner: Rc<SchedInner>,
+    /// Made by `Scheduler::new` or cloned from such a handle, and counted in
+    /// `SchedInner::owners`. A handle from `Scheduler::current` is not an
+    /// owner: counting it would let a fiber that holds one across a
+    /// suspension keep its own scheduler (and so itself) alive for ever.
+    owner: bool,
+}
+
+impl Clone for Scheduler {
+    fn clone(&self) -> Scheduler {
+        if self.owner {
+            self.inner.owners.set(self.inner.owners.get() + 1);
+        }
+        Scheduler {
+            inner: self.inner.clone(),
+            owner: self.owner,
+        }
+    }
 }
 
 impl Scheduler {
@@ -569,7 +601,9 @@ impl Scheduler {
                 spawned: Cell::new(0),
                 phase: Cell::new(Phase::Active),
                 in_iteration: Cell::new(false),
+                owners: Cell::new(1),
             }),
+            owner: true,
         }
     }
 
@@ -589,7 +623,10 @@ impl Scheduler {
     /// [`ErrorKind::NotInFiber`] outside one.
     pub fn try_current() -> Result<Scheduler> {
         current_sched()
-            .map(|inner| Scheduler { inner })
+            .map(|inner| Scheduler {
+                inner,
+                owner: false,
+            })
             .ok_or_else(|| not_in_fiber("Scheduler::current"))
     }
 
@@ -690,8 +727,12 @@ impl Scheduler {
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        if Rc::strong_count(&self.inner) == 1 {
-            self.dispose();
+        if self.owner {
+            let owners = self.inner.owners.get() - 1;
+            self.inner.owners.set(owners);
+            if owners == 0 {
+                self.dispose();
+            }
         }
     }
 }

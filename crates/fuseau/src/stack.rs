@@ -46,6 +46,14 @@ impl StackPool {
                 return Ok(stack);
             }
         }
+        // No mapping can be that large; corosensei would panic computing
+        // its length (with the guard page) instead of failing.
+        if size > isize::MAX as usize {
+            return Err(stack_error(
+                size,
+                io::Error::from(io::ErrorKind::OutOfMemory),
+            ));
+        }
         DefaultStack::new(size).map_err(|e| stack_error(size, e))
     }
 

@@ -62,6 +62,9 @@ pub(crate) enum Origin {
     Own,
 }
 
+/// A `with_cancel_callback` callback.
+pub(crate) type CancelCallback = Box<dyn FnOnce(&Error)>;
+
 /// The non-generic part of every fiber.
 pub(crate) struct FiberCore {
     pub(crate) id: FiberId,
@@ -87,7 +90,7 @@ pub(crate) struct FiberCore {
     cancelled: RefCell<Option<(Error, Origin)>>,
     failure: RefCell<Option<Error>>,
     joiners: RefCell<Vec<Wakeup>>,
-    callbacks: RefCell<Vec<(u64, Box<dyn FnOnce(&Error)>)>>,
+    callbacks: RefCell<Vec<(u64, CancelCallback)>>,
     next_callback: Cell<u64>,
     /// Fiber-local values, keyed by `FiberLocal` id.
     pub(crate) locals: RefCell<Vec<(usize, Box<dyn Any>)>>,
@@ -108,12 +111,19 @@ pub(crate) trait Task: 'static {
 /// A fiber whose body returns `T`.
 pub(crate) trait TypedTask<T>: Task {
     fn take_output(&self) -> Option<T>;
+    /// The `Fiber<T>` handle is gone, so nobody can take the value: drop it
+    /// now, and drop a value produced later on the fiber's own stack, where
+    /// a panic in its destructor becomes the fiber's failure (it must never
+    /// happen wherever the scheduler happens to drop the last reference).
+    fn release_output(&self);
 }
 
 pub(crate) struct FiberCell<T, F> {
     core: FiberCore,
     body: Cell<Option<F>>,
     output: Cell<Option<T>>,
+    /// The `Fiber<T>` handle, the only reader of `output`, still exists.
+    handle_alive: Cell<bool>,
 }
 
 impl<T: 'static, F: FnOnce() -> Result<T> + 'static> FiberCell<T, F> {
@@ -122,6 +132,7 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> FiberCell<T, F> {
             core,
             body: Cell::new(Some(body)),
             output: Cell::new(None),
+            handle_alive: Cell::new(true),
         }
     }
 }
@@ -134,7 +145,11 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task for FiberCell<T, F> {
     fn run_body(&self) -> Result<()> {
         let body = self.body.take().expect("a fiber body runs once");
         let value = body()?;
-        self.output.set(Some(value));
+        if self.handle_alive.get() {
+            self.output.set(Some(value));
+        } else {
+            drop(value);
+        }
         Ok(())
     }
 
@@ -146,6 +161,11 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task for FiberCell<T, F> {
 impl<T: 'static, F: FnOnce() -> Result<T> + 'static> TypedTask<T> for FiberCell<T, F> {
     fn take_output(&self) -> Option<T> {
         self.output.take()
+    }
+
+    fn release_output(&self) {
+        self.handle_alive.set(false);
+        drop(self.output.take());
     }
 }
 
@@ -244,7 +264,7 @@ impl FiberCore {
     }
 
     /// Removes a callback; `None` if it already ran (or was removed).
-    pub(crate) fn remove_callback(&self, token: u64) -> Option<Box<dyn FnOnce(&Error)>> {
+    pub(crate) fn remove_callback(&self, token: u64) -> Option<CancelCallback> {
         let mut callbacks = self.callbacks.borrow_mut();
         let index = callbacks.iter().position(|(t, _)| *t == token)?;
         Some(callbacks.remove(index).1)
@@ -370,7 +390,9 @@ pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
         }
         let unregistered = sched.unregister(core.slab_key.get());
         drop(unregistered);
-        let Some(parent) = core.parent.take() else { return };
+        let Some(parent) = core.parent.take() else {
+            return;
+        };
         let removed = {
             let mut siblings = parent.core().children.borrow_mut();
             let index = core.index_in_parent.get();
@@ -423,10 +445,7 @@ pub(crate) fn checkpoint(task: &Rc<dyn Task>) -> Result<()> {
 fn suspend(task: &Rc<dyn Task>) {
     let core = task.core();
     core.state.set(State::Suspended);
-    let on_own_stack = core
-        .sched
-        .upgrade()
-        .is_some_and(|s| s.is_running(task));
+    let on_own_stack = core.sched.upgrade().is_some_and(|s| s.is_running(task));
     core.yielder.suspend(on_own_stack);
 }
 
