@@ -45,7 +45,9 @@ impl EventLoop for TokioLoop {
 /// [`LocalSet`](tokio::task::LocalSet), so fibers may call
 /// [`tokio::task::spawn_local`]) and returns when the main fiber and all its
 /// descendants are done, with the main fiber's result. The scheduler is then
-/// disposed of, and the runtime shut down.
+/// disposed of, and the runtime shut down: Tokio tasks still pending (from
+/// `spawn_local` or `tokio::spawn`) are dropped, as when any Tokio runtime
+/// shuts down.
 ///
 /// # Errors
 ///

@@ -280,7 +280,6 @@ async fn due_fiber_timers_do_not_wait_for_the_next_tokio_tick() {
 /// spawn order), as everything else in fuseau is FIFO.
 #[tokio::test(start_paused = true)]
 #[cfg_attr(miri, ignore)]
-#[ignore = "core bug: task::cancel pops its work list LIFO, so a cancelled parent's children wake in reverse spawn order (3, 2, 1)"]
 async fn cancelled_children_wake_in_spawn_order() {
     let log = Log::new();
     let l = log.clone();

@@ -171,7 +171,7 @@ impl Error {
         } else {
             Error::with_source(
                 ErrorKind::Cancelled,
-                "cancelled because the parent fiber failed",
+                "the parent fiber failed",
                 cause.clone(),
             )
         }
@@ -244,11 +244,14 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// The kind, then the message: `timed out`, `panicked: boom`,
+    /// `I/O error: connection reset`. Errors of kind
+    /// [`Other`](ErrorKind::Other) show their message alone.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.inner.message.is_empty() {
-            f.write_str(self.kind().describe())
-        } else {
-            write!(f, "{}: {}", self.kind().describe(), self.inner.message)
+        match (self.kind(), self.message()) {
+            (kind, "") => f.write_str(kind.describe()),
+            (ErrorKind::Other, message) => f.write_str(message),
+            (kind, message) => write!(f, "{}: {}", kind.describe(), message),
         }
     }
 }
@@ -380,11 +383,8 @@ mod tests {
         let cause = Error::new(ErrorKind::Other, "disk full");
         let child = Error::passed_to_child(&cause);
         assert!(child.is_cancelled());
-        assert_eq!(
-            child.to_string(),
-            "cancelled: cancelled because the parent fiber failed"
-        );
-        assert_eq!(child.source().unwrap().to_string(), "error: disk full");
+        assert_eq!(child.to_string(), "cancelled: the parent fiber failed");
+        assert_eq!(child.source().unwrap().to_string(), "disk full");
         assert!(Error::passed_to_child(&Error::timeout()).is_timeout());
         assert_eq!(Error::cancelled().to_string(), "cancelled");
     }

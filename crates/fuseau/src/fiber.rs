@@ -144,27 +144,43 @@ impl Builder {
 
     /// Spawns a fiber running `f` as a child of `parent` (on `parent`'s
     /// scheduler) rather than of the running fiber: it is cancelled with
-    /// `parent`, and its failure goes to `parent`.
+    /// `parent`, and its failure goes to `parent`. Callable outside any
+    /// fiber (from a Tokio task on the scheduler's thread, say).
     ///
     /// # Panics
     ///
-    /// If `parent` is done, or its scheduler was disposed of.
+    /// If `parent` is done, or its scheduler was disposed of; see
+    /// [`Builder::try_spawn_as_child_of`].
     pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
         self,
         parent: &P,
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Fiber<T> {
+        self.try_spawn_as_child_of(parent, f)
+            .unwrap_or_else(|e| panic!("fuseau::spawn_as_child_of: {e}"))
+    }
+
+    /// Like [`Builder::spawn_as_child_of`], returning an error instead of
+    /// panicking.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Other`] if `parent` is done (it cannot take children any
+    /// more), [`ErrorKind::Inactive`] if its scheduler was disposed of.
+    pub fn try_spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
+        self,
+        parent: &P,
+        f: impl FnOnce() -> Result<T> + 'static,
+    ) -> Result<Fiber<T>> {
         let parent = parent.as_any_fiber().task;
-        let sched = parent.core().sched.upgrade();
-        let result = match sched {
-            _ if parent.core().is_done() => Err(Error::new(
+        if parent.core().is_done() {
+            return Err(Error::new(
                 ErrorKind::Other,
                 format!("the parent fiber {} is done", parent.core().id),
-            )),
-            None => Err(inactive()),
-            Some(sched) => self.spawn_inner(&sched, Some(&parent), f),
-        };
-        result.unwrap_or_else(|e| panic!("fuseau::spawn_as_child_of: {e}"))
+            ));
+        }
+        let sched = parent.core().sched.upgrade().ok_or_else(inactive)?;
+        self.spawn_inner(&sched, Some(&parent), f)
     }
 
     /// Spawns a fiber with no parent on `sched`; callable outside any fiber

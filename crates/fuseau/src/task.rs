@@ -22,6 +22,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 
@@ -302,12 +303,13 @@ pub(crate) fn link(parent: &Rc<dyn Task>, child: &Rc<dyn Task>) {
 /// suspended. Cancellation is sticky: the first reason wins and a fiber that
 /// is done is left alone. Cancel callbacks run here, newest first.
 ///
-/// Iterative, so deep fiber trees cannot overflow the (small) stack of the
-/// fiber that cancels.
+/// Breadth-first, so fibers are woken in a predictable order: the fiber
+/// itself, then its children in spawn order, then theirs. Iterative, so deep
+/// fiber trees cannot overflow the (small) stack of the fiber that cancels.
 pub(crate) fn cancel(task: &Rc<dyn Task>, error: Error, origin: Origin) {
-    let mut work = vec![(task.clone(), error, origin)];
+    let mut work = VecDeque::from([(task.clone(), error, origin)]);
     let mut panics = Vec::new();
-    while let Some((t, e, o)) = work.pop() {
+    while let Some((t, e, o)) = work.pop_front() {
         let core = t.core();
         if core.is_done() || core.is_cancelled() {
             continue;

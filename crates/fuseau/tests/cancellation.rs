@@ -586,7 +586,7 @@ fn a_cancel_callback_sees_the_parents_failure_as_a_cancellation() {
     assert_eq!(e.kind(), ErrorKind::Cancelled);
     assert_eq!(
         std::error::Error::source(&e).unwrap().to_string(),
-        "error: parent failed"
+        "parent failed"
     );
 }
 
