@@ -1,4 +1,8 @@
-//! Wake-ups: how whatever a fiber waits on tells the scheduler to run it again.
+//! Events, `select`, and wake-ups: how a fiber waits for things.
+//!
+//! An [`Event`] is something a fiber can wait for: a channel operation, a
+//! timeout, a future. [`await_event`] waits for one; [`select`] waits for
+//! the first of several.
 //!
 //! A [`Wakeup`] names one fiber and one of its waits. Calling
 //! [`wake`](Wakeup::wake) queues the fiber; it never switches to it. A
@@ -7,13 +11,18 @@
 //! cannot wake the fiber in the middle of a later, unrelated wait.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Weak as ArcWeak};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
+use crate::cancel::CancelHandle;
+use crate::error::Result;
 use crate::fiber::FiberId;
-use crate::scheduler::{Message, Remote};
-use crate::task::{FiberCore, Task};
+use crate::remote::Remote;
+use crate::scheduler::{current_task, not_in_fiber, require_task};
+use crate::task::{self, FiberCore, Task};
 
 /// Wakes a fiber that waits (thread-bound; see [`Wakeup::to_waker`] for
 /// other threads).
@@ -23,14 +32,22 @@ use crate::task::{FiberCore, Task};
 pub struct Wakeup {
     task: Rc<dyn Task>,
     epoch: u64,
+    /// Which branch of a `select` this wake-up was given to.
+    branch: usize,
 }
 
 impl Wakeup {
     /// A wake-up for the current wait of `task` (the running fiber).
     pub(crate) fn for_task(task: &Rc<dyn Task>) -> Wakeup {
+        Wakeup::for_branch(task, 0)
+    }
+
+    /// A wake-up for branch `branch` of the current wait of `task`.
+    pub(crate) fn for_branch(task: &Rc<dyn Task>, branch: usize) -> Wakeup {
         Wakeup {
             task: task.clone(),
             epoch: task.core().epoch(),
+            branch,
         }
     }
 
@@ -42,6 +59,19 @@ impl Wakeup {
     /// Idempotent. Must be called on the fiber's thread (the type is `!Send`).
     pub fn wake(&self) {
         FiberCore::wake(&self.task, self.epoch);
+    }
+
+    /// Claims the wait for this wake-up's branch and wakes the fiber;
+    /// `false` if the wait is over or another branch claimed it first.
+    ///
+    /// An event that completes by handing something over to the waiting
+    /// fiber (a channel giving it a value, or taking the value it offers)
+    /// must claim first and hand over only on `true`: the fiber's
+    /// [`select`] then reports this branch, whatever else became ready, so
+    /// nothing handed over is lost or reported undone. Must be called on the
+    /// fiber's thread.
+    pub fn claim(&self) -> bool {
+        FiberCore::claim(&self.task, self.epoch, self.branch)
     }
 
     /// The id of the fiber this wakes.
@@ -73,6 +103,7 @@ impl fmt::Debug for Wakeup {
         f.debug_struct("Wakeup")
             .field("fiber", &self.fiber_id())
             .field("epoch", &self.epoch)
+            .field("branch", &self.branch)
             .finish()
     }
 }
@@ -91,12 +122,311 @@ impl Wake for RemoteWakeup {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(remote) = self.remote.upgrade() {
-            remote.send(Message::Wake {
-                key: self.key,
-                id: self.id,
-                epoch: self.epoch,
-            });
+            remote.wake(self.key, self.id, self.epoch);
         }
+    }
+}
+
+/// Something a fiber can wait for, alone or in a [`select`].
+///
+/// The protocol, as in crossbeam's select: [`poll`](Event::poll) tries to
+/// complete the event without waiting; if it cannot, [`wait`](Event::wait)
+/// registers the fiber's [`Wakeup`] with whatever will make the event ready,
+/// and returns a [`CancelHandle`] that undoes the registration. `select`
+/// always undoes every registration once the fiber wakes, whatever woke it,
+/// and then polls again.
+///
+/// An event that completes by *handing* something to the waiter (a channel
+/// passing a value) must first [`claim`](Wakeup::claim) the wake-up: a wait
+/// can be claimed by one branch only, and `select` then reports that branch.
+/// Events that merely become ready (a timer) call [`wake`](Wakeup::wake).
+pub trait Event {
+    /// What the event resolves to.
+    type Output;
+
+    /// Completes the event if it is ready: `Some(Ok(value))`, or
+    /// `Some(Err(e))` if it failed; `None` if it is not ready.
+    fn poll(&mut self) -> Option<Result<Self::Output>>;
+
+    /// Registers `wakeup` to be woken (or claimed) when the event may have
+    /// become ready. Called only after `poll` returned `None`, with no other
+    /// code running in between.
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle;
+}
+
+impl<E: Event + ?Sized> Event for &mut E {
+    type Output = E::Output;
+
+    fn poll(&mut self) -> Option<Result<E::Output>> {
+        (**self).poll()
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        (**self).wait(wakeup)
+    }
+}
+
+impl<E: Event + ?Sized> Event for Box<E> {
+    type Output = E::Output;
+
+    fn poll(&mut self) -> Option<Result<E::Output>> {
+        (**self).poll()
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        (**self).wait(wakeup)
+    }
+}
+
+/// A branch of a [`select`]: an event, and what to do with its value.
+pub struct When<'a, R> {
+    branch: Box<dyn Branch<R> + 'a>,
+}
+
+trait Branch<R> {
+    fn poll(&mut self) -> Option<Result<R>>;
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle;
+}
+
+struct WhenImpl<E, F> {
+    event: E,
+    f: Option<F>,
+}
+
+impl<E: Event, R, F: FnOnce(E::Output) -> R> Branch<R> for WhenImpl<E, F> {
+    fn poll(&mut self) -> Option<Result<R>> {
+        let ready = self.event.poll()?;
+        let f = self.f.take().expect("a select branch completes once");
+        Some(ready.map(f))
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        self.event.wait(wakeup)
+    }
+}
+
+impl<'a, R> When<'a, R> {
+    /// A branch that, if `event` wins the select, calls `f` with its value.
+    pub fn new<E, F>(event: E, f: F) -> When<'a, R>
+    where
+        E: Event + 'a,
+        F: FnOnce(E::Output) -> R + 'a,
+    {
+        When {
+            branch: Box::new(WhenImpl { event, f: Some(f) }),
+        }
+    }
+}
+
+impl<R> fmt::Debug for When<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("When").finish_non_exhaustive()
+    }
+}
+
+/// Waits for the first of several events.
+///
+/// Branches are polled in order; the first that is ready wins, and its
+/// function is called with the event's value; an event that resolves to an
+/// error makes `select` return that error. If none is ready, the fiber
+/// suspends on all of them; when it wakes, every registration is undone and
+/// the branches are polled again (a branch that completed by claiming the
+/// wait, like a channel handing over a value, wins). Events of the losing
+/// branches are dropped without taking effect: a losing `ev_send` sends
+/// nothing, a losing `ev_recv` takes nothing.
+///
+/// # Cancellation
+///
+/// A cancellation point: if the fiber is cancelled before the call or while
+/// it waits, this returns the cancellation error, unless a branch had
+/// already completed by claiming the wait (its value is returned, not lost).
+///
+/// # Errors
+///
+/// The error of the winning event, the fiber's cancellation, or
+/// [`ErrorKind::NotInFiber`](crate::ErrorKind::NotInFiber) outside a fiber.
+/// An empty `select` waits until cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use fuseau::{select, Chan, When};
+///
+/// fuseau::block_on(|| {
+///     let numbers = Chan::new();
+///     let words = Chan::new();
+///     words.send("hello")?;
+///     let got = select(vec![
+///         When::new(numbers.ev_recv(), |n: u32| n.to_string()),
+///         When::new(words.ev_recv(), |w: &str| w.to_uppercase()),
+///         When::new(fuseau::ev_timeout(Duration::from_secs(1)), |()| "timeout".into()),
+///     ])?;
+///     assert_eq!(got, "HELLO");
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn select<R>(mut branches: Vec<When<'_, R>>) -> Result<R> {
+    let me = require_task("select")?;
+    task::checkpoint(&me)?;
+    loop {
+        for branch in &mut branches {
+            if let Some(result) = branch.branch.poll() {
+                return result;
+            }
+        }
+        let handles: Vec<CancelHandle> = branches
+            .iter_mut()
+            .enumerate()
+            .map(|(i, b)| b.branch.wait(Wakeup::for_branch(&me, i)))
+            .collect();
+        let claimed = task::park(&me);
+        for handle in handles {
+            handle.cancel();
+        }
+        if let Some(result) = claimed.and_then(|i| branches[i].branch.poll()) {
+            return result;
+        }
+        if let Some(e) = me.core().cancel_error() {
+            return Err(e);
+        }
+    }
+}
+
+/// Waits for `event`: [`select`] with one branch, without the boxing.
+///
+/// # Cancellation
+///
+/// A cancellation point, as [`select`]: cancelled before the call or while
+/// waiting, it returns the cancellation error, unless the event completed
+/// by claiming the wait first.
+///
+/// # Errors
+///
+/// The event's error or the fiber's cancellation. Outside a fiber, an event
+/// that is ready completes; one that would wait gives
+/// [`ErrorKind::NotInFiber`](crate::ErrorKind::NotInFiber).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let e = fuseau::block_on(|| {
+///     fuseau::await_event(fuseau::ev_timeout(Duration::from_millis(1)))
+/// });
+/// assert!(e.unwrap_err().is_timeout());
+/// ```
+pub fn await_event<E: Event>(event: E) -> Result<E::Output> {
+    wait_for(event, "await_event")
+}
+
+/// [`await_event`] naming `call` in its `NotInFiber` error.
+pub(crate) fn wait_for<E: Event>(mut event: E, call: &str) -> Result<E::Output> {
+    let Some(me) = current_task() else {
+        return event.poll().unwrap_or_else(|| Err(not_in_fiber(call)));
+    };
+    task::checkpoint(&me)?;
+    loop {
+        if let Some(result) = event.poll() {
+            return result;
+        }
+        let handle = event.wait(Wakeup::for_task(&me));
+        let claimed = task::park(&me);
+        handle.cancel();
+        if claimed.is_some() {
+            if let Some(result) = event.poll() {
+                return result;
+            }
+        }
+        if let Some(e) = me.core().cancel_error() {
+            return Err(e);
+        }
+    }
+}
+
+/// An [`Event`] that completes when a [`Future`] does; see [`ev_future`].
+pub struct FutureEvent<F: Future> {
+    future: Pin<Box<F>>,
+    /// The waker of the current wait; polls outside a wait use a no-op one
+    /// (the wait that follows polls again with the real one).
+    waker: Option<Waker>,
+    /// The output, if the future completed during `wait`.
+    ready: Option<F::Output>,
+    done: bool,
+}
+
+/// Makes any [`Future`] an [`Event`] (for [`select`] and [`await_event`]):
+/// the future is polled from the fiber, with a [`Waker`] that may be woken
+/// from any thread. Dropping the event drops the future.
+///
+/// The future runs on the fiber's thread, inside whatever runtime drives the
+/// scheduler: under `fuseau_tokio` it may use Tokio's sockets and timers;
+/// under [`block_on`](crate::block_on), only runtime-independent futures.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::ready;
+///
+/// let n = fuseau::block_on(|| fuseau::await_event(fuseau::ev_future(ready(7))))?;
+/// assert_eq!(n, 7);
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn ev_future<F: Future>(future: F) -> FutureEvent<F> {
+    FutureEvent {
+        future: Box::pin(future),
+        waker: None,
+        ready: None,
+        done: false,
+    }
+}
+
+impl<F: Future> FutureEvent<F> {
+    fn poll_future(&mut self, waker: &Waker) -> Option<F::Output> {
+        if self.done {
+            return None;
+        }
+        match self.future.as_mut().poll(&mut Context::from_waker(waker)) {
+            Poll::Ready(output) => {
+                self.done = true;
+                Some(output)
+            }
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl<F: Future> Event for FutureEvent<F> {
+    type Output = F::Output;
+
+    fn poll(&mut self) -> Option<Result<F::Output>> {
+        if let Some(output) = self.ready.take() {
+            return Some(Ok(output));
+        }
+        let waker = self.waker.take().unwrap_or_else(|| Waker::noop().clone());
+        let output = self.poll_future(&waker);
+        self.waker = Some(waker);
+        output.map(Ok)
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let waker = wakeup.to_waker();
+        if let Some(output) = self.poll_future(&waker) {
+            self.ready = Some(output);
+            wakeup.wake();
+        }
+        self.waker = Some(waker);
+        CancelHandle::dummy()
+    }
+}
+
+impl<F: Future> fmt::Debug for FutureEvent<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FutureEvent")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }
 

@@ -352,13 +352,27 @@ impl<T: 'static> Fiber<T> {
             }
             None => {}
         }
-        if let Some(e) = target.core().failure() {
-            return Err(e);
+        self.result_if_done().expect("the joined fiber is done")
+    }
+
+    /// The fiber's result, if it is done; never waits.
+    pub(crate) fn result_if_done(self) -> Option<Result<T>> {
+        let core = self.task.core();
+        if !core.is_done() {
+            return None;
         }
-        Ok(self
+        if let Some(e) = core.failure() {
+            return Some(Err(e));
+        }
+        Some(Ok(self
             .task
             .take_output()
-            .expect("a fiber done without failure has its value"))
+            .expect("a fiber done without failure has its value")))
+    }
+
+    /// The fiber's key in its scheduler's slab (for remote messages).
+    pub(crate) fn slab_key(&self) -> usize {
+        self.core().slab_key.get()
     }
 }
 
@@ -455,6 +469,11 @@ impl AnyFiber {
     /// `true` once the fiber was cancelled (even if it is done).
     pub fn is_cancelled(&self) -> bool {
         self.task.core().is_cancelled()
+    }
+
+    /// Runs `hook` when the fiber is done (it must not be done yet).
+    pub(crate) fn on_done(&self, hook: Box<dyn FnOnce()>) {
+        self.task.core().set_on_done(hook);
     }
 
     /// Cancels the fiber with a plain [`ErrorKind::Cancelled`] error, and

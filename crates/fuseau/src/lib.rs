@@ -96,24 +96,31 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+mod chan;
 mod error;
 mod event;
 mod event_loop;
 mod fiber;
 mod local;
+mod pool;
+mod remote;
 mod scheduler;
 mod stack;
 mod switch;
+mod sync;
 mod task;
 pub mod time;
 
 pub use cancel::{with_cancel_callback, CancelHandle};
+pub use chan::{Chan, RecvEvent, SendEvent, TryRecvError, TrySendError};
 pub use error::{Error, ErrorKind, Result};
-pub use event::Wakeup;
+pub use event::{await_event, ev_future, select, Event, FutureEvent, Wakeup, When};
 pub use event_loop::{block_on, block_on_with, EventLoop, Unpark};
 pub use fiber::{spawn, spawn_as_child_of, AnyFiber, AsFiber, Builder, Fiber, FiberId};
 pub use local::FiberLocal;
+pub use pool::{BufPool, ResourcePool};
+pub use remote::{spawn_from_anywhere, RemoteFiber};
 pub use scheduler::{
     schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
-pub use time::{cancel_after, sleep};
+pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};

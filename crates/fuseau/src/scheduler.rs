@@ -4,14 +4,9 @@
 //! # Ownership rules
 //!
 //! 1. [`SchedInner`] belongs to one thread (it is reached through `Rc`s and a
-//!    thread-local); only [`Remote`] is shared with other threads, through an
-//!    `Arc`. Other threads talk to the scheduler only by pushing messages to
-//!    `Remote::inbox` (a lock-free queue) and then unparking the event loop.
-//!    Since the push happens before the unpark and the scheduler drains the
-//!    inbox after every wait, no message is lost.
-//! 2. A message that names a fiber identifies it by slab key *and* id, so a
-//!    wake-up for a fiber that is gone, or whose slot was reused, does nothing.
-//! 3. No `RefCell` of the scheduler is borrowed while a fiber or other user
+//!    thread-local); only its [`Remote`] is shared with other threads, through
+//!    an `Arc` (see the rules in `remote.rs`).
+//! 2. No `RefCell` of the scheduler is borrowed while a fiber or other user
 //!    code runs; each borrow ends within its statement.
 
 use std::cell::{Cell, RefCell};
@@ -19,16 +14,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
-use crossbeam_queue::SegQueue;
 use slab::Slab;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event_loop::{EventLoop, Unpark};
+use crate::event_loop::EventLoop;
+use crate::remote::{Message, Remote};
 use crate::stack::StackPool;
 use crate::task::{self, Origin, State, Task};
 use crate::time::{TimerAction, TimerKey, TimerQueue};
@@ -109,33 +103,6 @@ pub enum Iteration {
         /// When the next timer fires, if any is armed.
         deadline: Option<Instant>,
     },
-}
-
-/// The part of a scheduler that other threads may touch.
-pub(crate) struct Remote {
-    inbox: SegQueue<Message>,
-    unpark: Arc<dyn Unpark>,
-    active: AtomicBool,
-}
-
-pub(crate) enum Message {
-    /// Wake the fiber at this slab key, if it still has this id and waits
-    /// on this epoch.
-    Wake {
-        key: usize,
-        id: crate::FiberId,
-        epoch: u64,
-    },
-    /// Run this on the scheduler's thread (remote spawns).
-    #[allow(dead_code)] // used by `spawn_from_anywhere` (next milestone)
-    Run(Box<dyn FnOnce() + Send>),
-}
-
-impl Remote {
-    pub(crate) fn send(&self, message: Message) {
-        self.inbox.push(message);
-        self.unpark.unpark();
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,7 +216,7 @@ impl SchedInner {
         if !self.in_iteration.get() {
             // Woken from outside an iteration (a Tokio task on this thread,
             // say): the event loop may be waiting and must look again.
-            self.remote.unpark.unpark();
+            self.remote.unpark();
         }
     }
 
@@ -285,7 +252,7 @@ impl SchedInner {
             .borrow_mut()
             .push_back(MicroTask { from, run });
         if !self.in_iteration.get() {
-            self.remote.unpark.unpark();
+            self.remote.unpark();
         }
     }
 
@@ -306,12 +273,16 @@ impl SchedInner {
     }
 
     fn drain_inbox(&self) {
-        while let Some(message) = self.remote.inbox.pop() {
+        while let Some(message) = self.remote.pop() {
             match message {
                 Message::Wake { key, id, epoch } => {
-                    let task = self.fibers.borrow().get(key).cloned();
-                    if let Some(task) = task.filter(|t| t.core().id == id) {
+                    if let Some(task) = self.fiber(key, id) {
                         crate::task::FiberCore::wake(&task, epoch);
+                    }
+                }
+                Message::Cancel { key, id } => {
+                    if let Some(task) = self.fiber(key, id) {
+                        task::cancel(&task, Error::cancelled(), Origin::Handle);
                     }
                 }
                 Message::Run(run) => {
@@ -321,6 +292,12 @@ impl SchedInner {
                 }
             }
         }
+    }
+
+    /// The live fiber at slab key `key`, if it has id `id`.
+    fn fiber(&self, key: usize, id: crate::FiberId) -> Option<Rc<dyn Task>> {
+        let task = self.fibers.borrow().get(key).cloned();
+        task.filter(|t| t.core().id == id)
     }
 
     fn fire_timers(&self) {
@@ -398,7 +375,7 @@ impl SchedInner {
             return;
         }
         self.phase.set(Phase::Disposing);
-        self.remote.active.store(false, Ordering::Release);
+        self.remote.close();
         let roots: Vec<Rc<dyn Task>> = self
             .fibers
             .borrow()
@@ -455,9 +432,7 @@ impl SchedInner {
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);
         // Remote closures are dropped, not run: their owners see `Inactive`.
-        while let Some(message) = self.remote.inbox.pop() {
-            drop(message);
-        }
+        self.remote.discard();
         // Fibers still registered are ones whose completion could not
         // cascade (a forced unwind that spawned, say): unlink them so no
         // reference cycle outlives the scheduler.
@@ -588,11 +563,7 @@ impl Scheduler {
                 event_loop: Box::new(event_loop),
                 stacks: RefCell::new(StackPool::new(config.stack_pool_size)),
                 config,
-                remote: Arc::new(Remote {
-                    inbox: SegQueue::new(),
-                    unpark,
-                    active: AtomicBool::new(true),
-                }),
+                remote: Arc::new(Remote::new(unpark)),
                 run_queue: RefCell::new(VecDeque::new()),
                 micro_tasks: RefCell::new(VecDeque::new()),
                 fibers: RefCell::new(Slab::new()),
@@ -623,11 +594,16 @@ impl Scheduler {
     /// [`ErrorKind::NotInFiber`] outside one.
     pub fn try_current() -> Result<Scheduler> {
         current_sched()
-            .map(|inner| Scheduler {
-                inner,
-                owner: false,
-            })
+            .map(Scheduler::borrowed)
             .ok_or_else(|| not_in_fiber("Scheduler::current"))
+    }
+
+    /// A handle that does not own the scheduler (see [`Scheduler`]).
+    pub(crate) fn borrowed(inner: Rc<SchedInner>) -> Scheduler {
+        Scheduler {
+            inner,
+            owner: false,
+        }
     }
 
     /// `false` once [`dispose`](Scheduler::dispose) was called.
@@ -756,7 +732,7 @@ pub struct SchedulerHandle {
 impl SchedulerHandle {
     /// `false` once the scheduler was disposed of.
     pub fn is_active(&self) -> bool {
-        self.remote.active.load(Ordering::Acquire)
+        self.remote.is_active()
     }
 }
 

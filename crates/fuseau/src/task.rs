@@ -78,6 +78,9 @@ pub(crate) struct FiberCore {
     pub(crate) queued: Cell<bool>,
     /// A wake-up of the current epoch arrived while the fiber was running.
     woken: Cell<bool>,
+    /// The branch of the current wait that was claimed, if one was
+    /// (see `Wakeup::claim`).
+    claimed: Cell<Option<usize>>,
     epoch: Cell<u64>,
     /// The scheduler is force-unwinding this fiber's stack: it must not
     /// suspend again.
@@ -91,6 +94,9 @@ pub(crate) struct FiberCore {
     cancelled: RefCell<Option<(Error, Origin)>>,
     failure: RefCell<Option<Error>>,
     joiners: RefCell<Vec<Wakeup>>,
+    /// Runs when the fiber is done, after its joiners are woken (remote
+    /// fibers send their result back with it).
+    on_done: RefCell<Option<Box<dyn FnOnce()>>>,
     callbacks: RefCell<Vec<(u64, CancelCallback)>>,
     next_callback: Cell<u64>,
     /// Fiber-local values, keyed by `FiberLocal` id.
@@ -187,6 +193,7 @@ impl FiberCore {
             state: Cell::new(State::NotStarted),
             queued: Cell::new(false),
             woken: Cell::new(false),
+            claimed: Cell::new(None),
             epoch: Cell::new(0),
             unwinding: Cell::new(false),
             yielder: YielderSlot::new(),
@@ -198,6 +205,7 @@ impl FiberCore {
             cancelled: RefCell::new(None),
             failure: RefCell::new(None),
             joiners: RefCell::new(Vec::new()),
+            on_done: RefCell::new(None),
             callbacks: RefCell::new(Vec::new()),
             next_callback: Cell::new(0),
             locals: RefCell::new(Vec::new()),
@@ -246,6 +254,24 @@ impl FiberCore {
             State::Running => core.woken.set(true),
             _ => {}
         }
+    }
+
+    /// Claims the wait `epoch` of `task` for `branch`, and wakes it; see
+    /// [`Wakeup::claim`]. Fails if that wait is over or already claimed.
+    pub(crate) fn claim(task: &Rc<dyn Task>, epoch: u64, branch: usize) -> bool {
+        let core = task.core();
+        let waiting = matches!(core.state.get(), State::Suspended | State::Running);
+        if !waiting || core.epoch.get() != epoch || core.claimed.get().is_some() {
+            return false;
+        }
+        core.claimed.set(Some(branch));
+        FiberCore::wake(task, epoch);
+        true
+    }
+
+    /// Sets what runs when the fiber is done (at most one hook).
+    pub(crate) fn set_on_done(&self, hook: Box<dyn FnOnce()>) {
+        *self.on_done.borrow_mut() = Some(hook);
     }
 
     /// Registers a joiner, woken when this fiber is done.
@@ -390,6 +416,12 @@ pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
         for joiner in core.joiners.take() {
             joiner.wake();
         }
+        let on_done = core.on_done.take();
+        if let Some(hook) = on_done {
+            // Internal hooks do not panic, but they wake foreign wakers:
+            // keep anything that does from unwinding through the scheduler.
+            let _ = catch_unwind(AssertUnwindSafe(hook));
+        }
         let unregistered = sched.unregister(core.slab_key.get());
         drop(unregistered);
         let Some(parent) = core.parent.take() else {
@@ -411,13 +443,17 @@ pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
 
 /// Suspends the running fiber `task` until a wake-up of the current epoch
 /// or a cancellation. Returns at once, without suspending, if a wake-up
-/// already arrived while it was running, or if it is cancelled.
-pub(crate) fn park(task: &Rc<dyn Task>) {
+/// already arrived while it was running, or if it is cancelled. Returns the
+/// branch that claimed the wait, if one did.
+pub(crate) fn park(task: &Rc<dyn Task>) -> Option<usize> {
     let core = task.core();
-    if !core.woken.get() && !core.is_cancelled() && !core.unwinding.get() {
+    let woken = core.woken.get() || core.claimed.get().is_some();
+    if !woken && !core.is_cancelled() && !core.unwinding.get() {
         suspend(task);
     }
+    let claimed = core.claimed.get();
     end_wait(core);
+    claimed
 }
 
 /// Puts the running fiber `task` at the back of the run queue and switches
@@ -454,5 +490,6 @@ fn suspend(task: &Rc<dyn Task>) {
 /// Every later wake-up refers to a new wait.
 fn end_wait(core: &FiberCore) {
     core.woken.set(false);
+    core.claimed.set(None);
     core.epoch.set(core.epoch.get() + 1);
 }

@@ -11,8 +11,9 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
-use crate::event::Wakeup;
+use crate::cancel::CancelHandle;
+use crate::error::{Error, Result};
+use crate::event::{Event, Wakeup};
 use crate::scheduler::{current_sched, require_task};
 use crate::task::{self, Task};
 
@@ -153,6 +154,75 @@ pub fn cancel_after(duration: Duration) -> Result<()> {
         me.core().deadlines.borrow_mut().push(key);
     }
     Ok(())
+}
+
+/// An event that fails with [`Timeout`](crate::ErrorKind::Timeout) once
+/// `duration` has passed (from now, on the scheduler's clock). Use it in a
+/// [`select`](crate::select) to bound a wait.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use fuseau::{select, Chan, When};
+///
+/// let got = fuseau::block_on(|| {
+///     let never: Chan<u32> = Chan::new();
+///     select(vec![
+///         When::new(never.ev_recv(), Some),
+///         When::new(fuseau::ev_timeout(Duration::from_millis(2)), |()| None),
+///     ])
+/// });
+/// assert!(got.unwrap_err().is_timeout());
+/// ```
+pub fn ev_timeout(duration: Duration) -> TimeoutEvent {
+    TimeoutEvent {
+        deadline: now().checked_add(duration),
+    }
+}
+
+/// An event that fails with [`Timeout`](crate::ErrorKind::Timeout) at the
+/// point in time `deadline` (see [`now`]). Unlike [`ev_timeout`], which
+/// takes a duration, this takes an instant: a deadline shared by several
+/// waits does not stretch.
+pub fn ev_deadline(deadline: Instant) -> TimeoutEvent {
+    TimeoutEvent {
+        deadline: Some(deadline),
+    }
+}
+
+/// The event of [`ev_timeout`] and [`ev_deadline`]. It never succeeds: it
+/// resolves to `Err(Timeout)` once its deadline has passed.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeoutEvent {
+    /// `None`: too far in the future to represent; never fires.
+    deadline: Option<Instant>,
+}
+
+impl Event for TimeoutEvent {
+    type Output = ();
+
+    fn poll(&mut self) -> Option<Result<()>> {
+        match self.deadline {
+            Some(deadline) if now() >= deadline => Some(Err(Error::timeout())),
+            _ => None,
+        }
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let (Some(deadline), Some(sched)) = (self.deadline, current_sched()) else {
+            return CancelHandle::dummy();
+        };
+        let key = sched.add_timer(deadline, TimerAction::Wake(wakeup));
+        // A weak reference: the handle lives on the waiting fiber's stack,
+        // and must not keep the scheduler alive from there.
+        let sched = Rc::downgrade(&sched);
+        CancelHandle::new(move || {
+            if let Some(sched) = sched.upgrade() {
+                sched.remove_timer(key);
+            }
+        })
+    }
 }
 
 /// Identifies an armed timer: its deadline and a sequence number that

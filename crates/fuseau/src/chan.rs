@@ -1,0 +1,500 @@
+//! Channels between fibers of one scheduler: [`Chan`].
+//!
+//! # How values move
+//!
+//! A channel has a buffer (unbounded, bounded, or none for a rendezvous) and
+//! two queues of waiting fibers. A waiting receiver is handed a value
+//! directly by the sender that comes along; a waiting sender's value is taken
+//! directly by a receiver (or moved into the buffer when room frees up).
+//!
+//! A waiter may be part of a [`select`](crate::select) with other branches,
+//! so handing it a value first *claims* its wait ([`Wakeup::claim`]): only
+//! one branch of a wait can be claimed, and the select then reports that
+//! branch. A waiter that cannot be claimed (its wait ended, or another
+//! branch won) is skipped and dropped. So a value is never both delivered
+//! and reported unsent, and never delivered twice.
+//!
+//! Invariant: receivers wait only while the buffer is empty, and senders
+//! only while it is full (for a rendezvous: always, until a receiver comes).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::cancel::CancelHandle;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{wait_for, Event, Wakeup};
+
+/// A channel between fibers (of one thread), as in Go.
+///
+/// `Chan::new()` is unbounded; `Chan::bounded(n)` holds at most `n` values,
+/// and `Chan::bounded(0)` is a rendezvous: a send completes only when a
+/// receiver takes the value. Cloning is cheap and gives another handle to the
+/// same channel. Blocked senders and receivers are served in FIFO order.
+/// Thread-bound (`!Send`).
+///
+/// # Examples
+///
+/// ```
+/// use fuseau::Chan;
+///
+/// let squares = fuseau::block_on(|| {
+///     let chan = Chan::bounded(2);
+///     let tx = chan.clone();
+///     fuseau::spawn(move || {
+///         for i in 1..=4u32 {
+///             tx.send(i * i)?; // waits while the channel is full
+///         }
+///         tx.close();
+///         Ok(())
+///     });
+///     let mut got = Vec::new();
+///     loop {
+///         match chan.recv() {
+///             Ok(v) => got.push(v),
+///             Err(e) if e.is_closed() => break, // closed and drained
+///             Err(e) => return Err(e),
+///         }
+///     }
+///     Ok(got)
+/// })?;
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub struct Chan<T> {
+    state: Rc<RefCell<State<T>>>,
+}
+
+struct State<T> {
+    buffer: VecDeque<T>,
+    /// `None`: unbounded.
+    capacity: Option<usize>,
+    closed: bool,
+    receivers: VecDeque<Waiter<T>>,
+    senders: VecDeque<Waiter<T>>,
+    next_waiter: u64,
+}
+
+/// A fiber waiting on the channel. For a receiver, `slot` is where a sender
+/// puts the value; for a sender, it holds the value to take.
+struct Waiter<T> {
+    id: u64,
+    wakeup: Wakeup,
+    slot: Rc<Cell<Option<T>>>,
+}
+
+/// Why [`Chan::try_send`] did not send; the value comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// A bounded channel is full (for a rendezvous: no receiver is waiting).
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Closed(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("sending on a full channel"),
+            TrySendError::Closed(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl<T> From<TrySendError<T>> for Error {
+    fn from(e: TrySendError<T>) -> Error {
+        match e {
+            TrySendError::Full(_) => Error::new(ErrorKind::Other, "the channel is full"),
+            TrySendError::Closed(_) => closed(),
+        }
+    }
+}
+
+/// Why [`Chan::try_recv`] did not receive.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum TryRecvError {
+    /// No value is ready.
+    Empty,
+    /// The channel is closed and drained.
+    Closed,
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
+            TryRecvError::Closed => f.write_str("receiving on a closed channel"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+
+impl From<TryRecvError> for Error {
+    fn from(e: TryRecvError) -> Error {
+        match e {
+            TryRecvError::Empty => Error::new(ErrorKind::Other, "the channel is empty"),
+            TryRecvError::Closed => closed(),
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "the channel is closed")
+}
+
+impl<T> Clone for Chan<T> {
+    fn clone(&self) -> Self {
+        Chan {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<T: 'static> Default for Chan<T> {
+    fn default() -> Self {
+        Chan::new()
+    }
+}
+
+impl<T> State<T> {
+    fn try_send(&mut self, value: T) -> std::result::Result<(), TrySendError<T>> {
+        if self.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        while let Some(receiver) = self.receivers.pop_front() {
+            if receiver.wakeup.claim() {
+                receiver.slot.set(Some(value));
+                return Ok(());
+            }
+        }
+        if self.capacity.is_none_or(|c| self.buffer.len() < c) {
+            self.buffer.push_back(value);
+            Ok(())
+        } else {
+            Err(TrySendError::Full(value))
+        }
+    }
+
+    fn try_recv(&mut self) -> std::result::Result<T, TryRecvError> {
+        if let Some(value) = self.buffer.pop_front() {
+            // Room freed up: the first waiting sender's value moves in.
+            if let Some(v) = self.claim_sender() {
+                self.buffer.push_back(v);
+            }
+            return Ok(value);
+        }
+        if let Some(v) = self.claim_sender() {
+            return Ok(v);
+        }
+        if self.closed {
+            Err(TryRecvError::Closed)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    fn claim_sender(&mut self) -> Option<T> {
+        while let Some(sender) = self.senders.pop_front() {
+            if sender.wakeup.claim() {
+                return sender.slot.take();
+            }
+        }
+        None
+    }
+
+    fn add_waiter(&mut self, receiving: bool, wakeup: Wakeup, slot: Rc<Cell<Option<T>>>) -> u64 {
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        let queue = if receiving {
+            &mut self.receivers
+        } else {
+            &mut self.senders
+        };
+        queue.push_back(Waiter { id, wakeup, slot });
+        id
+    }
+
+    fn remove_waiter(&mut self, receiving: bool, id: u64) {
+        let queue = if receiving {
+            &mut self.receivers
+        } else {
+            &mut self.senders
+        };
+        if let Some(i) = queue.iter().position(|w| w.id == id) {
+            queue.remove(i);
+        }
+    }
+}
+
+impl<T: 'static> Chan<T> {
+    /// An unbounded channel: `send` never waits.
+    pub fn new() -> Chan<T> {
+        Chan::with_capacity(None)
+    }
+
+    /// A channel that holds at most `capacity` values; `send` waits while
+    /// it is full. `bounded(0)` is a rendezvous channel.
+    pub fn bounded(capacity: usize) -> Chan<T> {
+        Chan::with_capacity(Some(capacity))
+    }
+
+    fn with_capacity(capacity: Option<usize>) -> Chan<T> {
+        Chan {
+            state: Rc::new(RefCell::new(State {
+                buffer: VecDeque::new(),
+                capacity,
+                closed: false,
+                receivers: VecDeque::new(),
+                senders: VecDeque::new(),
+                next_waiter: 0,
+            })),
+        }
+    }
+
+    /// Sends `value`, waiting while a bounded channel is full (for a
+    /// rendezvous: until a receiver takes it).
+    ///
+    /// # Cancellation
+    ///
+    /// A cancellation point. If the fiber is cancelled before or while
+    /// waiting, the value is dropped, unsent, and the error returned; if a
+    /// receiver took it first, the send succeeded and returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Closed`] if the channel is (or gets) closed before the
+    /// value is taken; the fiber's cancellation;
+    /// [`ErrorKind::NotInFiber`] if it would wait outside a fiber.
+    pub fn send(&self, value: T) -> Result<()> {
+        wait_for(self.ev_send(value), "Chan::send")
+    }
+
+    /// Receives a value, waiting until one is there.
+    ///
+    /// # Cancellation
+    ///
+    /// A cancellation point. If the fiber is cancelled before or while
+    /// waiting, no value is taken; if a sender handed over a value first, it
+    /// is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Closed`] once the channel is closed *and* drained; the
+    /// fiber's cancellation; [`ErrorKind::NotInFiber`] if it would wait
+    /// outside a fiber.
+    pub fn recv(&self) -> Result<T> {
+        wait_for(self.ev_recv(), "Chan::recv")
+    }
+
+    /// Sends `value` if that needs no waiting. Never blocks; not a
+    /// cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] or [`TrySendError::Closed`], with the value.
+    pub fn try_send(&self, value: T) -> std::result::Result<(), TrySendError<T>> {
+        self.state.borrow_mut().try_send(value)
+    }
+
+    /// Receives a value if one is ready. Never blocks; not a cancellation
+    /// point.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], or [`TryRecvError::Closed`] once the channel
+    /// is closed and drained.
+    pub fn try_recv(&self) -> std::result::Result<T, TryRecvError> {
+        self.state.borrow_mut().try_recv()
+    }
+
+    /// Closes the channel: sends fail from now on; receivers get the values
+    /// still buffered, then [`ErrorKind::Closed`]. Every blocked sender and
+    /// receiver is woken (senders with `Closed`, their values dropped).
+    /// Idempotent; never blocks.
+    pub fn close(&self) {
+        let (receivers, senders) = {
+            let mut state = self.state.borrow_mut();
+            state.closed = true;
+            (
+                std::mem::take(&mut state.receivers),
+                std::mem::take(&mut state.senders),
+            )
+        };
+        for waiter in receivers.into_iter().chain(senders) {
+            waiter.wakeup.wake();
+        }
+    }
+
+    /// `true` once [`close`](Chan::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed
+    }
+
+    /// How many values are buffered (not counting those of blocked senders
+    /// of a full or rendezvous channel).
+    pub fn len(&self) -> usize {
+        self.state.borrow().buffer.len()
+    }
+
+    /// `true` if no value is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An event that sends `value` (see [`select`](crate::select)). Until
+    /// the event completes, the value stays with the event: if another
+    /// branch wins, it is dropped with the event, unsent.
+    pub fn ev_send(&self, value: T) -> SendEvent<T> {
+        SendEvent {
+            chan: self.clone(),
+            slot: Rc::new(Cell::new(Some(value))),
+        }
+    }
+
+    /// An event that receives a value (see [`select`](crate::select)).
+    pub fn ev_recv(&self) -> RecvEvent<T> {
+        RecvEvent {
+            chan: self.clone(),
+            slot: Rc::new(Cell::new(None)),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Chan<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.borrow();
+        f.debug_struct("Chan")
+            .field("len", &state.buffer.len())
+            .field("capacity", &state.capacity)
+            .field("closed", &state.closed)
+            .field("blocked_senders", &state.senders.len())
+            .field("blocked_receivers", &state.receivers.len())
+            .finish()
+    }
+}
+
+/// The event of [`Chan::ev_send`]: resolves to `Ok(())` once the value is
+/// sent, or `Err(Closed)`.
+pub struct SendEvent<T> {
+    chan: Chan<T>,
+    /// Holds the value until a receiver (or the buffer) takes it.
+    slot: Rc<Cell<Option<T>>>,
+}
+
+impl<T: 'static> Event for SendEvent<T> {
+    type Output = ();
+
+    fn poll(&mut self) -> Option<Result<()>> {
+        let Some(value) = self.slot.take() else {
+            // A receiver claimed our registration and took the value.
+            return Some(Ok(()));
+        };
+        match self.chan.try_send(value) {
+            Ok(()) => Some(Ok(())),
+            Err(TrySendError::Closed(value)) => {
+                self.slot.set(Some(value));
+                Some(Err(closed()))
+            }
+            Err(TrySendError::Full(value)) => {
+                self.slot.set(Some(value));
+                None
+            }
+        }
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let id = self
+            .chan
+            .state
+            .borrow_mut()
+            .add_waiter(false, wakeup, self.slot.clone());
+        let state = Rc::downgrade(&self.chan.state);
+        CancelHandle::new(move || {
+            if let Some(state) = state.upgrade() {
+                state.borrow_mut().remove_waiter(false, id);
+            }
+        })
+    }
+}
+
+/// The event of [`Chan::ev_recv`]: resolves to the value, or `Err(Closed)`
+/// once the channel is closed and drained.
+pub struct RecvEvent<T> {
+    chan: Chan<T>,
+    /// Where a sender that claims our registration puts the value.
+    slot: Rc<Cell<Option<T>>>,
+}
+
+impl<T> Drop for RecvEvent<T> {
+    /// A value handed over to this event but never polled out (only
+    /// possible when the event is driven by hand, not by `select`) goes
+    /// back to the front of the channel rather than being lost.
+    fn drop(&mut self) {
+        if let Some(value) = self.slot.take() {
+            self.chan.state.borrow_mut().buffer.push_front(value);
+        }
+    }
+}
+
+impl<T: 'static> Event for RecvEvent<T> {
+    type Output = T;
+
+    fn poll(&mut self) -> Option<Result<T>> {
+        if let Some(value) = self.slot.take() {
+            return Some(Ok(value));
+        }
+        match self.chan.try_recv() {
+            Ok(value) => Some(Ok(value)),
+            Err(TryRecvError::Closed) => Some(Err(closed())),
+            Err(TryRecvError::Empty) => None,
+        }
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let id = self
+            .chan
+            .state
+            .borrow_mut()
+            .add_waiter(true, wakeup, self.slot.clone());
+        let state = Rc::downgrade(&self.chan.state);
+        CancelHandle::new(move || {
+            if let Some(state) = state.upgrade() {
+                state.borrow_mut().remove_waiter(true, id);
+            }
+        })
+    }
+}
+
+impl<T> fmt::Debug for SendEvent<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendEvent").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for RecvEvent<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvEvent").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,376 @@
+//! Everything other threads touch: the scheduler's inbox ([`Remote`]),
+//! [`spawn_from_anywhere`] and [`RemoteFiber`].
+//!
+//! # Ownership rules
+//!
+//! 1. Other threads reach a scheduler only through its `Remote`, shared by
+//!    `Arc`: they push messages to its inbox, a lock-free queue, then unpark
+//!    its event loop. The scheduler drains the inbox in every iteration, after
+//!    every wait, so a message pushed before an unpark is never missed.
+//! 2. A message that names a fiber identifies it by slab key *and* id, so one
+//!    for a fiber that is gone, or whose slot was reused, does nothing.
+//! 3. Spawns and cancels are pushed under the `gate` lock, and only while it
+//!    says the scheduler is active; disposal closes the gate, then drains the
+//!    inbox for the last time. So no spawn is left in the inbox unseen: it
+//!    either runs, or is dropped, and dropping a spawn completes its
+//!    `RemoteFiber` with `Inactive` (rule 6). Wake-ups skip the gate (they
+//!    are frequent, and one that is lost after disposal changes nothing); a
+//!    sender that sees the scheduler inactive drops what is left in the inbox.
+//! 4. The closure of a remote spawn runs on the scheduler's thread, where it
+//!    spawns a root fiber.
+//! 5. The result travels back through `Shared`, a mutex-protected slot with a
+//!    condition variable (for threads) and a list of wakers (for fibers and
+//!    futures). It is completed once; a completed slot is never written again.
+//! 6. If the closure is dropped without running, its drop completes the slot
+//!    with `Inactive`, so no joiner waits forever.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::Waker;
+use std::thread::{self, ThreadId};
+
+use crate::cancel::CancelHandle;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{wait_for, Event, Wakeup};
+use crate::event_loop::Unpark;
+use crate::fiber::{Builder, FiberId};
+use crate::scheduler::{current_sched, current_task, inactive, Scheduler, SchedulerHandle};
+use crate::sync::{lock, AtomicBool, Condvar, Mutex, Ordering, Queue};
+
+/// The part of a scheduler that other threads may touch.
+pub(crate) struct Remote {
+    inbox: Queue<Message>,
+    unpark: Arc<dyn Unpark>,
+    /// `true` while spawns and cancels are accepted (rule 3).
+    gate: Mutex<bool>,
+    /// A lock-free copy of `gate`, for wake-ups and `is_active`.
+    active: AtomicBool,
+    /// The scheduler's thread.
+    thread: ThreadId,
+}
+
+pub(crate) enum Message {
+    /// Wake the fiber at this slab key, if it still has this id and waits
+    /// on this epoch.
+    Wake { key: usize, id: FiberId, epoch: u64 },
+    /// Cancel the fiber at this slab key, if it still has this id.
+    Cancel { key: usize, id: FiberId },
+    /// Run this on the scheduler's thread (remote spawns).
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+impl Remote {
+    /// The remote part of a scheduler on the current thread.
+    pub(crate) fn new(unpark: Arc<dyn Unpark>) -> Remote {
+        Remote {
+            inbox: Queue::new(),
+            unpark,
+            gate: Mutex::new(true),
+            active: AtomicBool::new(true),
+            thread: thread::current().id(),
+        }
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_scheduler_thread(&self) -> bool {
+        thread::current().id() == self.thread
+    }
+
+    /// Asks the scheduler to wake a fiber's wait; from any thread.
+    pub(crate) fn wake(&self, key: usize, id: FiberId, epoch: u64) {
+        self.inbox.push(Message::Wake { key, id, epoch });
+        if self.is_active() {
+            self.unpark.unpark();
+        } else {
+            self.discard();
+        }
+    }
+
+    /// Sends a spawn or a cancel (rule 3). If the scheduler is inactive the
+    /// message comes back, for the caller to drop.
+    pub(crate) fn send(&self, message: Message) -> std::result::Result<(), Message> {
+        let gate = lock(&self.gate);
+        if !*gate {
+            return Err(message);
+        }
+        self.inbox.push(message);
+        drop(gate);
+        self.unpark.unpark();
+        Ok(())
+    }
+
+    /// The next message, on the scheduler's thread.
+    pub(crate) fn pop(&self) -> Option<Message> {
+        self.inbox.pop()
+    }
+
+    /// Refuses spawns and cancels from now on (disposal).
+    pub(crate) fn close(&self) {
+        *lock(&self.gate) = false;
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// Drops every queued message (after `close`).
+    pub(crate) fn discard(&self) {
+        while let Some(message) = self.inbox.pop() {
+            drop(message);
+        }
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.unpark.unpark();
+    }
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    done: Condvar,
+}
+
+struct State<T> {
+    result: Option<Result<T>>,
+    /// Set once the result was taken by `join`.
+    taken: bool,
+    wakers: Vec<Waker>,
+    /// Where the fiber is, once spawned, for `cancel`.
+    fiber: Option<(usize, FiberId)>,
+    cancel_requested: bool,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> crate::sync::MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    fn complete(&self, result: Result<T>) {
+        let wakers = {
+            let mut state = self.lock();
+            if state.result.is_some() || state.taken {
+                return;
+            }
+            state.result = Some(result);
+            std::mem::take(&mut state.wakers)
+        };
+        self.done.notify_all();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// A fiber spawned from another thread with [`spawn_from_anywhere`]; join it
+/// from any thread or fiber.
+///
+/// `Send + Sync`. Dropping it does not stop the fiber.
+pub struct RemoteFiber<T> {
+    shared: Arc<Shared<T>>,
+    remote: Arc<Remote>,
+}
+
+/// The closure on its way to the scheduler (rule 3).
+struct Pending<T, F> {
+    shared: Arc<Shared<T>>,
+    f: Option<F>,
+}
+
+impl<T, F> Drop for Pending<T, F> {
+    fn drop(&mut self) {
+        if self.f.is_some() {
+            self.shared.complete(Err(inactive()));
+        }
+    }
+}
+
+/// Spawns `f` as a fiber with no parent on the scheduler of `handle`, from
+/// any thread. The fiber starts in a later iteration of that scheduler.
+/// Thread-safe; costlier than [`spawn`](crate::spawn).
+///
+/// Not a cancellation point; never blocks.
+///
+/// # Errors
+///
+/// None here: if the scheduler is (or gets) disposed of before the fiber
+/// starts, [`RemoteFiber::join`] returns [`ErrorKind::Inactive`].
+///
+/// # Examples
+///
+/// ```
+/// fuseau::block_on(|| {
+///     let handle = fuseau::Scheduler::current().handle();
+///     // Another thread spawns onto this scheduler…
+///     let remote = std::thread::spawn(move || fuseau::spawn_from_anywhere(&handle, || Ok(6 * 7)))
+///         .join()
+///         .unwrap();
+///     // …and the result can be joined here (or from any thread).
+///     assert_eq!(remote.join()?, 42);
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn spawn_from_anywhere<T, F>(handle: &SchedulerHandle, f: F) -> RemoteFiber<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            result: None,
+            taken: false,
+            wakers: Vec::new(),
+            fiber: None,
+            cancel_requested: false,
+        }),
+        done: Condvar::new(),
+    });
+    let mut pending = Pending {
+        shared: shared.clone(),
+        f: Some(f),
+    };
+    let remote = handle.remote.clone();
+    let run = Message::Run(Box::new(move || {
+        let f = pending.f.take().expect("a remote spawn runs once");
+        let shared = pending.shared.clone();
+        start(shared, f);
+    }));
+    // Refused (the scheduler is inactive): dropping the closure completes
+    // the fiber with `Inactive`.
+    drop(remote.send(run));
+    RemoteFiber { shared, remote }
+}
+
+/// On the scheduler's thread: spawn the fiber and arrange for its result to
+/// be sent back when it is done.
+fn start<T: Send + 'static>(shared: Arc<Shared<T>>, f: impl FnOnce() -> Result<T> + 'static) {
+    let Some(sched) = current_sched() else {
+        shared.complete(Err(inactive()));
+        return;
+    };
+    let fiber = match Builder::new().spawn_on(&Scheduler::borrowed(sched), f) {
+        Ok(fiber) => fiber,
+        Err(e) => {
+            shared.complete(Err(e));
+            return;
+        }
+    };
+    let cancel_requested = {
+        let mut state = shared.lock();
+        state.fiber = Some((fiber.slab_key(), fiber.id()));
+        state.cancel_requested
+    };
+    if cancel_requested {
+        fiber.cancel();
+    }
+    let any = fiber.any();
+    any.on_done(Box::new(move || {
+        if let Some(result) = fiber.result_if_done() {
+            shared.complete(result);
+        }
+    }));
+}
+
+impl<T: Send + 'static> RemoteFiber<T> {
+    /// Waits until the fiber is done and returns its result.
+    ///
+    /// Inside a fiber, the fiber suspends; on any other thread, the thread
+    /// blocks.
+    ///
+    /// # Cancellation
+    ///
+    /// Inside a fiber, a cancellation point for the caller (the remote fiber
+    /// keeps running; its result is dropped).
+    ///
+    /// # Errors
+    ///
+    /// The fiber's failure; [`ErrorKind::Inactive`] if its scheduler was
+    /// disposed of before it ran; the caller's cancellation; and
+    /// [`ErrorKind::Other`] when called outside a fiber on the scheduler's
+    /// own thread, where blocking would deadlock.
+    pub fn join(self) -> Result<T> {
+        if current_task().is_some() {
+            return wait_for(
+                JoinEvent {
+                    shared: &self.shared,
+                },
+                "RemoteFiber::join",
+            );
+        }
+        if self.remote.is_scheduler_thread() {
+            return Err(Error::new(
+                ErrorKind::Other,
+                "RemoteFiber::join: blocking the scheduler's own thread outside a fiber would deadlock",
+            ));
+        }
+        let mut state = self.shared.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                state.taken = true;
+                return result;
+            }
+            state = self
+                .shared
+                .done
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// `true` once the fiber is done (or will never run).
+    pub fn is_done(&self) -> bool {
+        self.shared.lock().result.is_some()
+    }
+
+    /// Cancels the fiber, from any thread. Takes effect on the scheduler's
+    /// thread, soon after (before the fiber starts, if it has not yet).
+    /// Never blocks.
+    pub fn cancel(&self) {
+        let fiber = {
+            let mut state = self.shared.lock();
+            state.cancel_requested = true;
+            state.fiber
+        };
+        if let Some((key, id)) = fiber {
+            // Refused only if the scheduler is inactive: its fibers are
+            // cancelled already.
+            drop(self.remote.send(Message::Cancel { key, id }));
+        }
+    }
+}
+
+struct JoinEvent<'a, T> {
+    shared: &'a Arc<Shared<T>>,
+}
+
+impl<T> Event for JoinEvent<'_, T> {
+    type Output = T;
+
+    fn poll(&mut self) -> Option<Result<T>> {
+        let mut state = self.shared.lock();
+        let result = state.result.take()?;
+        state.taken = true;
+        Some(result)
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let mut state = self.shared.lock();
+        if state.result.is_some() {
+            drop(state);
+            wakeup.wake();
+        } else {
+            state.wakers.push(wakeup.to_waker());
+        }
+        CancelHandle::dummy()
+    }
+}
+
+impl<T> fmt::Debug for RemoteFiber<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("RemoteFiber")
+            .field("fiber", &state.fiber.map(|(_, id)| id))
+            .field("done", &state.result.is_some())
+            .finish()
+    }
+}
