@@ -49,7 +49,11 @@
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+mod future;
+pub mod io;
 mod runtime;
 
 pub use fuseau::*;
+pub use future::{await_future, spawn_as_future, FiberFuture, FutureBuilder};
+pub use io::{ev_read, ev_write, ReadEvent, WriteEvent};
 pub use runtime::{main, main_with, run, run_with};

@@ -9,6 +9,7 @@
 //! Fiber timers use one Tokio [`Sleep`](tokio::time::Sleep), reset to the
 //! earliest deadline, and Tokio's clock, so paused test time applies.
 
+use std::cell::RefCell;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -158,6 +159,7 @@ pub async fn run_with<T: 'static>(
         config,
     ));
     let sched = &sched.0;
+    let _running = Running::enter(sched);
     let main = Builder::new().name("main").spawn_on(sched, f)?;
     // Created on first use, so that a runtime without a time driver can run
     // fibers that never arm a timer.
@@ -213,4 +215,36 @@ impl Drop for DisposeOnDrop {
     fn drop(&mut self) {
         self.0.dispose();
     }
+}
+
+thread_local! {
+    /// The schedulers of the `run`s alive on this thread, innermost last:
+    /// how Tokio tasks beside the fibers find a scheduler to spawn on.
+    static RUNNING: RefCell<Vec<Scheduler>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Registers a `run`'s scheduler for the lifetime of the guard. Declared
+/// after `DisposeOnDrop`, so it is dropped (and the handle released) first.
+struct Running;
+
+impl Running {
+    fn enter(sched: &Scheduler) -> Running {
+        RUNNING.with(|r| r.borrow_mut().push(sched.clone()));
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let sched = RUNNING.with(|r| r.borrow_mut().pop());
+        drop(sched);
+    }
+}
+
+/// The scheduler of the running fiber, or else of the innermost `run` on
+/// this thread.
+pub(crate) fn current_scheduler() -> Option<Scheduler> {
+    Scheduler::try_current()
+        .ok()
+        .or_else(|| RUNNING.with(|r| r.borrow().last().cloned()))
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Wakeup;
@@ -469,6 +470,34 @@ impl AnyFiber {
     /// `true` once the fiber was cancelled (even if it is done).
     pub fn is_cancelled(&self) -> bool {
         self.task.core().is_cancelled()
+    }
+
+    /// For futures that wait for the fiber: `Ready` once it is done,
+    /// otherwise `Pending`, and `cx`'s waker is woken when it is done. Never
+    /// blocks; not a cancellation point. Polling again with the same waker
+    /// does not register it twice.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    ///
+    /// fuseau::block_on(|| {
+    ///     let child = fuseau::spawn(|| Ok(()));
+    ///     let any = child.any();
+    ///     fuseau::await_event(fuseau::ev_future(poll_fn(|cx| any.poll_done(cx))))?;
+    ///     assert!(child.is_done());
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau::Error>(())
+    /// ```
+    pub fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let core = self.task.core();
+        if core.is_done() {
+            return Poll::Ready(());
+        }
+        core.add_done_waker(cx.waker());
+        Poll::Pending
     }
 
     /// Runs `hook` when the fiber is done (it must not be done yet).

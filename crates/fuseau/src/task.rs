@@ -25,6 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
+use std::task::Waker;
 
 use crate::error::{Error, Result};
 use crate::event::Wakeup;
@@ -94,6 +95,8 @@ pub(crate) struct FiberCore {
     cancelled: RefCell<Option<(Error, Origin)>>,
     failure: RefCell<Option<Error>>,
     joiners: RefCell<Vec<Wakeup>>,
+    /// Wakers of futures waiting for the fiber to be done (`poll_done`).
+    done_wakers: RefCell<Vec<Waker>>,
     /// Runs when the fiber is done, after its joiners are woken (remote
     /// fibers send their result back with it).
     on_done: RefCell<Option<Box<dyn FnOnce()>>>,
@@ -205,6 +208,7 @@ impl FiberCore {
             cancelled: RefCell::new(None),
             failure: RefCell::new(None),
             joiners: RefCell::new(Vec::new()),
+            done_wakers: RefCell::new(Vec::new()),
             on_done: RefCell::new(None),
             callbacks: RefCell::new(Vec::new()),
             next_callback: Cell::new(0),
@@ -277,6 +281,15 @@ impl FiberCore {
     /// Registers a joiner, woken when this fiber is done.
     pub(crate) fn add_joiner(&self, w: Wakeup) {
         self.joiners.borrow_mut().push(w);
+    }
+
+    /// Registers `waker` to be woken when this fiber is done (once per
+    /// distinct waker).
+    pub(crate) fn add_done_waker(&self, waker: &Waker) {
+        let mut wakers = self.done_wakers.borrow_mut();
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
     }
 
     pub(crate) fn remove_joiner(&self, joiner: &Rc<dyn Task>) {
@@ -415,6 +428,11 @@ pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
         drop(core.callbacks.take());
         for joiner in core.joiners.take() {
             joiner.wake();
+        }
+        for waker in core.done_wakers.take() {
+            // A foreign waker: whatever it does must not unwind through
+            // the scheduler.
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
         let on_done = core.on_done.take();
         if let Some(hook) = on_done {

@@ -1,0 +1,216 @@
+//! Crossing between fibers and futures: a fiber waits on any future with
+//! [`await_future`]; Tokio code waits on a fiber with [`spawn_as_future`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use fuseau::{await_event, ev_future, AnyFiber, AsFiber, Builder, Error, ErrorKind, Fiber, Result};
+
+use crate::runtime::current_scheduler;
+
+/// Waits, from a fiber, for `future` to complete, and returns its output.
+///
+/// The future is polled from the fiber, on the scheduler's thread and inside
+/// Tokio's runtime, so it may be any future: Tokio's sockets, timers,
+/// channels and `JoinHandle`s, or futures of other crates, `Send` or not.
+/// Its waker may be woken from any thread; waking it queues the fiber.
+///
+/// # Cancellation
+///
+/// A cancellation point: if the fiber is cancelled before the call or while
+/// it waits, the future is dropped at once (so the operation it stands for
+/// is abandoned, as when a Tokio future is dropped) and the cancellation
+/// error is returned.
+///
+/// # Errors
+///
+/// The fiber's cancellation; [`ErrorKind::NotInFiber`] outside a fiber.
+///
+/// # Examples
+///
+/// ```
+/// fuseau_tokio::main(|| {
+///     let (tx, rx) = tokio::sync::oneshot::channel();
+///     tokio::task::spawn_local(async move { tx.send("from Tokio").unwrap() });
+///     let got = fuseau_tokio::await_future(rx)?.unwrap();
+///     assert_eq!(got, "from Tokio");
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau_tokio::Error>(())
+/// ```
+pub fn await_future<F: Future>(future: F) -> Result<F::Output> {
+    if AnyFiber::try_current().is_err() {
+        return Err(Error::new(
+            ErrorKind::NotInFiber,
+            "fuseau_tokio::await_future must be called from inside a fiber",
+        ));
+    }
+    await_event(ev_future(future))
+}
+
+/// Spawns a fiber running `f`, and returns a future of its result, for
+/// Tokio code to `.await`. Shorthand for
+/// [`FutureBuilder::new().spawn(f)`](FutureBuilder::spawn).
+///
+/// Called from a fiber, the new fiber is its child; from a Tokio task on
+/// the thread of a running [`run`](crate::run) or [`main`](crate::main), it
+/// is a root fiber of that scheduler. Dropping the future cancels the fiber;
+/// [`FiberFuture::detach`] keeps it running.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// fuseau_tokio::main(|| {
+///     let task = tokio::task::spawn_local(async {
+///         // Tokio code waits for a fiber:
+///         fuseau_tokio::spawn_as_future(|| {
+///             fuseau_tokio::sleep(Duration::from_millis(1))?;
+///             Ok(21 * 2)
+///         })
+///         .await
+///     });
+///     let answer = fuseau_tokio::await_future(task)?.expect("the task did not panic")?;
+///     assert_eq!(answer, 42);
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau_tokio::Error>(())
+/// ```
+pub fn spawn_as_future<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> FiberFuture<T> {
+    FutureBuilder::new().spawn(f)
+}
+
+/// Options for [`spawn_as_future`], builder-style: a parent, a name, and
+/// whether failures propagate to the parent.
+#[derive(Debug, Default)]
+pub struct FutureBuilder {
+    builder: Builder,
+    parent: Option<AnyFiber>,
+}
+
+impl FutureBuilder {
+    /// Default options (see [`Builder::new`]); the parent is the running
+    /// fiber, if any.
+    pub fn new() -> FutureBuilder {
+        FutureBuilder::default()
+    }
+
+    /// Spawns the fiber as a child of `parent` (see
+    /// [`Builder::spawn_as_child_of`]).
+    pub fn parent<P: AsFiber + ?Sized>(mut self, parent: &P) -> FutureBuilder {
+        self.parent = Some(parent.as_any_fiber());
+        self
+    }
+
+    /// Names the fiber.
+    pub fn name(mut self, name: impl Into<String>) -> FutureBuilder {
+        self.builder = self.builder.name(name);
+        self
+    }
+
+    /// Whether the fiber's failure cancels its parent (default `true`).
+    pub fn propagate_cancel_to_parent(mut self, propagate: bool) -> FutureBuilder {
+        self.builder = self.builder.propagate_cancel_to_parent(propagate);
+        self
+    }
+
+    /// The size of the fiber's stack.
+    pub fn stack_size(mut self, bytes: usize) -> FutureBuilder {
+        self.builder = self.builder.stack_size(bytes);
+        self
+    }
+
+    /// Spawns the fiber and returns a future of its result. Never blocks.
+    ///
+    /// If the fiber cannot be spawned (no scheduler on this thread, the
+    /// scheduler was disposed of, the parent is done), the future resolves
+    /// to that error: [`ErrorKind::NotInFiber`], [`ErrorKind::Inactive`] or
+    /// [`ErrorKind::Other`].
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> Result<T> + 'static) -> FiberFuture<T> {
+        let spawned = match (&self.parent, AnyFiber::try_current(), current_scheduler()) {
+            (Some(parent), _, _) => self.builder.try_spawn_as_child_of(parent, f),
+            (None, Ok(_), _) => self.builder.try_spawn(f),
+            (None, Err(_), Some(sched)) => self.builder.spawn_on(&sched, f),
+            (None, Err(_), None) => Err(Error::new(
+                ErrorKind::NotInFiber,
+                "spawn_as_future: no fuseau scheduler runs on this thread \
+                 (call it from a fiber, or a Tokio task inside fuseau_tokio::run or main)",
+            )),
+        };
+        match spawned {
+            Ok(fiber) => FiberFuture {
+                fiber: Some(fiber),
+                error: None,
+            },
+            Err(e) => FiberFuture {
+                fiber: None,
+                error: Some(e),
+            },
+        }
+    }
+}
+
+/// A future of a fiber's result (see [`spawn_as_future`]).
+///
+/// Resolves to what [`Fiber::join`] returns. Dropping it before it resolves
+/// cancels the fiber; [`detach`](FiberFuture::detach) lets the fiber run on
+/// without anyone waiting. Thread-bound (`!Send`), like the fiber.
+#[must_use = "dropping the future cancels the fiber; use .detach() to keep it running"]
+pub struct FiberFuture<T: 'static> {
+    fiber: Option<Fiber<T>>,
+    /// Why the fiber could not be spawned, returned by the first poll.
+    error: Option<Error>,
+}
+
+impl<T: 'static> FiberFuture<T> {
+    /// A handle to the fiber (`None` if it could not be spawned, or the
+    /// future has resolved).
+    pub fn fiber(&self) -> Option<AnyFiber> {
+        self.fiber.as_ref().map(Fiber::any)
+    }
+
+    /// Lets the fiber run on, with nobody waiting for its result.
+    pub fn detach(mut self) {
+        self.fiber.take();
+    }
+}
+
+impl<T: 'static> Future for FiberFuture<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.get_mut();
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Err(e));
+        }
+        let fiber = this
+            .fiber
+            .as_ref()
+            .expect("FiberFuture polled after it resolved");
+        if fiber.any().poll_done(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let fiber = this.fiber.take().expect("checked above");
+        Poll::Ready(fiber.join())
+    }
+}
+
+impl<T: 'static> Drop for FiberFuture<T> {
+    fn drop(&mut self) {
+        if let Some(fiber) = self.fiber.take() {
+            fiber.cancel();
+        }
+    }
+}
+
+impl<T: 'static> fmt::Debug for FiberFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FiberFuture")
+            .field("fiber", &self.fiber)
+            .field("error", &self.error)
+            .finish()
+    }
+}

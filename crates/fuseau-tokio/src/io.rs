@@ -1,0 +1,294 @@
+//! I/O on raw file descriptors through Tokio's reactor: [`read`],
+//! [`write_once`], [`write`], and the events [`ev_read`](crate::ev_read) and
+//! [`ev_write`](crate::ev_write) for [`select`](fuseau::select).
+//!
+//! The descriptors are borrowed and must be in non-blocking mode. Each
+//! operation first tries the system call; only if it would block does it
+//! register the descriptor with Tokio's reactor (for the duration of the
+//! wait) and suspend the fiber until the descriptor is ready. So a
+//! descriptor must not be registered with Tokio elsewhere at the same time
+//! (a Tokio socket owns its registration; use [`iostream`](crate::iostream)
+//! for those). `EINTR` is retried; `EAGAIN` suspends; every other error is
+//! returned as an [`Io`](fuseau::ErrorKind::Io) error (a peer reset is
+//! `ConnectionReset`, a read at end of file returns `Ok(0)`).
+//!
+//! # Safety invariant
+//!
+//! The one `unsafe` operation here registers a descriptor with Tokio's
+//! reactor, which requires the descriptor to stay open, and to stay the same
+//! open file, for as long as the registration lives. The registration is an
+//! `AsyncFd<BorrowedFd<'a>>`, kept inside an event that itself borrows the
+//! descriptor for `'a`; `BorrowedFd<'a>` guarantees the descriptor is open
+//! for `'a`, and the registration cannot outlive `'a`.
+
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::task::{Context, Poll};
+
+use fuseau::{await_event, AnyFiber, CancelHandle, Error, ErrorKind, Event, Result, Wakeup};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// Reads at most `buf.len()` bytes from `fd` into `buf`, suspending the
+/// fiber until `fd` is readable. Returns how many bytes were read; `0` at
+/// end of file (or for an empty `buf`).
+///
+/// # Cancellation
+///
+/// A cancellation point: cancelled before or while waiting, it reads
+/// nothing and returns the cancellation error.
+///
+/// # Errors
+///
+/// [`ErrorKind::Io`] for system errors (see the module docs), the fiber's
+/// cancellation, [`ErrorKind::NotInFiber`] outside a fiber.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::os::unix::net::UnixStream;
+///
+/// fuseau_tokio::main(|| {
+///     let (a, b) = UnixStream::pair()?;
+///     a.set_nonblocking(true)?;
+///     b.set_nonblocking(true)?;
+///     let writer = fuseau_tokio::spawn(move || fuseau_tokio::io::write(b.as_fd(), b"ping"));
+///     let mut buf = [0; 16];
+///     let n = fuseau_tokio::io::read(a.as_fd(), &mut buf)?;
+///     assert_eq!(&buf[..n], b"ping");
+///     writer.join()
+/// })?;
+/// # Ok::<(), fuseau_tokio::Error>(())
+/// ```
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
+    in_fiber("fuseau_tokio::io::read")?;
+    await_event(ev_read(fd, buf))
+}
+
+/// Writes at most `buf.len()` bytes of `buf` to `fd` (one successful system
+/// call), suspending the fiber until `fd` is writable. Returns how many
+/// bytes were written.
+///
+/// # Cancellation
+///
+/// As [`read`]: cancelled before or while waiting, it writes nothing.
+///
+/// # Errors
+///
+/// As [`read`]; writing to a socket whose peer is gone gives a
+/// `BrokenPipe` or `ConnectionReset` [`Io`](ErrorKind::Io) error.
+pub fn write_once(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize> {
+    in_fiber("fuseau_tokio::io::write_once")?;
+    await_event(ev_write(fd, buf))
+}
+
+/// Writes all of `buf` to `fd`, suspending as often as needed.
+///
+/// # Cancellation
+///
+/// A cancellation point at every wait: cancelled while waiting, it returns
+/// the cancellation error, and a prefix of `buf` may have been written.
+///
+/// # Errors
+///
+/// As [`write_once`]; a write that makes no progress (`Ok(0)`) is a
+/// `WriteZero` [`Io`](ErrorKind::Io) error.
+pub fn write(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
+    in_fiber("fuseau_tokio::io::write")?;
+    while !buf.is_empty() {
+        let n = await_event(ev_write(fd, buf))?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+fn in_fiber(call: &str) -> Result<()> {
+    AnyFiber::try_current().map(drop).map_err(|_| {
+        Error::new(
+            ErrorKind::NotInFiber,
+            format!("{call} must be called from inside a fiber"),
+        )
+    })
+}
+
+/// An event that reads into `buf` from the non-blocking `fd` once it is
+/// readable; its value is the number of bytes read. See [`read`].
+pub fn ev_read<'a>(fd: BorrowedFd<'a>, buf: &'a mut [u8]) -> ReadEvent<'a> {
+    ReadEvent {
+        io: FdIo::new(fd, Interest::READABLE),
+        buf,
+    }
+}
+
+/// An event that writes (part of) `buf` to the non-blocking `fd` once it is
+/// writable; its value is the number of bytes written. See [`write_once`].
+pub fn ev_write<'a>(fd: BorrowedFd<'a>, buf: &'a [u8]) -> WriteEvent<'a> {
+    WriteEvent {
+        io: FdIo::new(fd, Interest::WRITABLE),
+        buf,
+    }
+}
+
+/// The event of [`ev_read`].
+pub struct ReadEvent<'a> {
+    io: FdIo<'a>,
+    buf: &'a mut [u8],
+}
+
+/// The event of [`ev_write`].
+pub struct WriteEvent<'a> {
+    io: FdIo<'a>,
+    buf: &'a [u8],
+}
+
+impl Event for ReadEvent<'_> {
+    type Output = usize;
+
+    fn poll(&mut self) -> Option<Result<usize>> {
+        let buf = &mut *self.buf;
+        self.io.poll(|fd| rustix::io::read(fd, &mut *buf))
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let buf = &mut *self.buf;
+        self.io.wait(wakeup, |fd| rustix::io::read(fd, &mut *buf))
+    }
+}
+
+impl Event for WriteEvent<'_> {
+    type Output = usize;
+
+    fn poll(&mut self) -> Option<Result<usize>> {
+        let buf = self.buf;
+        self.io.poll(|fd| rustix::io::write(fd, buf))
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        let buf = self.buf;
+        self.io.wait(wakeup, |fd| rustix::io::write(fd, buf))
+    }
+}
+
+impl fmt::Debug for ReadEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadEvent")
+            .field("fd", &self.io.fd)
+            .field("len", &self.buf.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for WriteEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteEvent")
+            .field("fd", &self.io.fd)
+            .field("len", &self.buf.len())
+            .finish()
+    }
+}
+
+/// The part shared by reads and writes: try the system call, and when it
+/// would block, wait for readiness through Tokio.
+struct FdIo<'a> {
+    fd: BorrowedFd<'a>,
+    interest: Interest,
+    /// Registered with Tokio's reactor while the event waits; dropping it
+    /// deregisters (and does not close) the descriptor.
+    registration: Option<AsyncFd<BorrowedFd<'a>>>,
+    /// An outcome reached during `wait`, returned by the next `poll`.
+    ready: Option<io::Result<usize>>,
+}
+
+impl<'a> FdIo<'a> {
+    fn new(fd: BorrowedFd<'a>, interest: Interest) -> FdIo<'a> {
+        FdIo {
+            fd,
+            interest,
+            registration: None,
+            ready: None,
+        }
+    }
+
+    /// Runs `op` until it does not fail with `EINTR`; `None` if it would block.
+    fn attempt(
+        fd: BorrowedFd<'_>,
+        mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
+        loop {
+            match op(fd) {
+                Ok(n) => return Some(Ok(n)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return None,
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+    }
+
+    fn poll(
+        &mut self,
+        op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> Option<Result<usize>> {
+        let outcome = match self.ready.take() {
+            Some(outcome) => outcome,
+            None => Self::attempt(self.fd, op)?,
+        };
+        Some(outcome.map_err(Error::from))
+    }
+
+    fn wait(
+        &mut self,
+        wakeup: Wakeup,
+        mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> CancelHandle {
+        if self.registration.is_none() {
+            // SAFETY: by the module's invariant: the registration holds the
+            // `BorrowedFd<'a>` and lives in `self`, which cannot outlive
+            // `'a`, during which the descriptor is open and unchanged.
+            let registered =
+                unsafe { AsyncFd::register_with_interest(self.fd, self.interest) };
+            match registered {
+                Ok(registration) => self.registration = Some(registration),
+                Err(e) => {
+                    self.ready = Some(Err(e.into()));
+                    wakeup.wake();
+                    return CancelHandle::dummy();
+                }
+            }
+        }
+        let registration = self.registration.as_ref().expect("registered above");
+        let waker = wakeup.to_waker();
+        let mut cx = Context::from_waker(&waker);
+        let fd = self.fd;
+        // Loop while Tokio reports a readiness that turns out stale: the
+        // guard then clears it, and the next poll registers the waker.
+        loop {
+            let ready = if self.interest.is_readable() {
+                registration.poll_read_ready(&mut cx)
+            } else {
+                registration.poll_write_ready(&mut cx)
+            };
+            match ready {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => {
+                    self.ready = Some(Err(e));
+                    wakeup.wake();
+                    break;
+                }
+                Poll::Ready(Ok(mut guard)) => match Self::attempt(fd, &mut op) {
+                    None => guard.clear_ready(),
+                    Some(outcome) => {
+                        self.ready = Some(outcome);
+                        wakeup.wake();
+                        break;
+                    }
+                },
+            }
+        }
+        CancelHandle::dummy()
+    }
+}
