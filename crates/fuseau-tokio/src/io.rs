@@ -249,8 +249,7 @@ impl<'a> FdIo<'a> {
             // SAFETY: by the module's invariant: the registration holds the
             // `BorrowedFd<'a>` and lives in `self`, which cannot outlive
             // `'a`, during which the descriptor is open and unchanged.
-            let registered =
-                unsafe { AsyncFd::register_with_interest(self.fd, self.interest) };
+            let registered = unsafe { AsyncFd::register_with_interest(self.fd, self.interest) };
             match registered {
                 Ok(registration) => self.registration = Some(registration),
                 Err(e) => {

@@ -51,6 +51,8 @@
 
 mod future;
 pub mod io;
+pub mod iostream;
+pub mod net;
 mod runtime;
 
 pub use fuseau::*;
