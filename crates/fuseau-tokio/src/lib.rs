@@ -59,3 +59,8 @@ pub use fuseau::*;
 pub use future::{await_future, spawn_as_future, FiberFuture, FutureBuilder};
 pub use io::{ev_read, ev_write, ReadEvent, WriteEvent};
 pub use runtime::{main, main_with, run, run_with};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
