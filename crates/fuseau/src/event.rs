@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::fiber::FiberId;
 use crate::remote::Remote;
 use crate::scheduler::{current_task, not_in_fiber, require_task};
-use crate::task::{self, FiberCore, Task};
+use crate::task::{self, FiberCore, State, Task};
 
 /// Wakes a fiber that waits (thread-bound; see [`Wakeup::to_waker`] for
 /// other threads).
@@ -276,15 +276,11 @@ pub fn select<R>(mut branches: Vec<When<'_, R>>) -> Result<R> {
                 return result;
             }
         }
-        let handles: Vec<CancelHandle> = branches
-            .iter_mut()
-            .enumerate()
-            .map(|(i, b)| b.branch.wait(Wakeup::for_branch(&me, i)))
-            .collect();
-        let claimed = task::park(&me);
-        for handle in handles {
-            handle.cancel();
+        let mut registrations = Registrations::new(&me, branches.len());
+        for (i, b) in branches.iter_mut().enumerate() {
+            registrations.add(b.branch.wait(Wakeup::for_branch(&me, i)));
         }
+        let claimed = registrations.park();
         if let Some(result) = claimed.and_then(|i| branches[i].branch.poll()) {
             return result;
         }
@@ -332,9 +328,9 @@ pub(crate) fn wait_for<E: Event>(mut event: E, call: &str) -> Result<E::Output> 
         if let Some(result) = event.poll() {
             return result;
         }
-        let handle = event.wait(Wakeup::for_task(&me));
-        let claimed = task::park(&me);
-        handle.cancel();
+        let mut registration = Registrations::new(&me, 1);
+        registration.add(event.wait(Wakeup::for_task(&me)));
+        let claimed = registration.park();
         if claimed.is_some() {
             if let Some(result) = event.poll() {
                 return result;
@@ -342,6 +338,60 @@ pub(crate) fn wait_for<E: Event>(mut event: E, call: &str) -> Result<E::Output> 
         }
         if let Some(e) = me.core().cancel_error() {
             return Err(e);
+        }
+    }
+}
+
+/// The registrations of one wait of a fiber (`me`), undone when dropped:
+/// on every path, so also when an event's `wait` panics (a bug in a
+/// hand-written event) and the fiber catches the panic and goes on. A
+/// registration left behind would belong to the fiber's *current* wait: in
+/// its next wait (a `sleep`, say), a channel could claim it and hand over a
+/// value that nobody receives, and wake the fiber spuriously.
+struct Registrations<'a> {
+    me: &'a Rc<dyn Task>,
+    handles: Vec<CancelHandle>,
+    /// The wait is still open: it never got to `park`, which ends it.
+    open: bool,
+}
+
+impl<'a> Registrations<'a> {
+    fn new(me: &'a Rc<dyn Task>, n: usize) -> Registrations<'a> {
+        Registrations {
+            me,
+            handles: Vec::with_capacity(n),
+            open: true,
+        }
+    }
+
+    fn add(&mut self, handle: CancelHandle) {
+        self.handles.push(handle);
+    }
+
+    /// Suspends until a wake-up, a claim or a cancellation, then undoes
+    /// every registration; returns the branch that claimed the wait.
+    fn park(mut self) -> Option<usize> {
+        let claimed = task::park(self.me);
+        self.open = false;
+        claimed
+    }
+}
+
+impl Drop for Registrations<'_> {
+    fn drop(&mut self) {
+        for handle in self.handles.drain(..) {
+            handle.cancel();
+        }
+        let core = self.me.core();
+        // Unwinding out of a registration: end the wait, so that whatever
+        // an event did to it (a wake-up, a claim) does not carry over to
+        // the next one. (Not while the scheduler force-unwinds the stack:
+        // the fiber is finished then.)
+        if self.open && !core.unwinding.get() && core.state.get() == State::Running {
+            // A wake-up while running is remembered, so `park` returns at
+            // once, without suspending, and ends the wait.
+            Wakeup::for_task(self.me).wake();
+            task::park(self.me);
         }
     }
 }

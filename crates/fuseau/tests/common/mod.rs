@@ -224,3 +224,46 @@ pub(crate) fn ms(m: u64) -> Duration {
 }
 
 pub(crate) const HOUR: Duration = Duration::from_secs(3600);
+
+/// `Chan::recv` as Go's `v, ok := <-c`: `Ok(None)` once the channel is
+/// closed and drained; other errors (cancellation) pass through.
+pub(crate) fn recv_opt<T: 'static>(chan: &fuseau::Chan<T>) -> Result<Option<T>> {
+    match chan.recv() {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_closed() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A `select` with Go's `default` case: `Ok(None)` if no branch is ready
+/// right now. (A zero timeout, polled last, fails at once.)
+pub(crate) fn select_now<R>(mut branches: Vec<fuseau::When<'_, R>>) -> Result<Option<R>> {
+    branches.push(fuseau::When::new(
+        fuseau::ev_timeout(Duration::ZERO),
+        |()| -> R { unreachable!("a timeout event never succeeds") },
+    ));
+    match fuseau::select(branches) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.is_timeout() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Counts blocked senders and receivers of a channel, from its `Debug`
+/// output (the only place they are observable).
+pub(crate) fn waiters<T>(chan: &fuseau::Chan<T>) -> (usize, usize) {
+    let text = format!("{chan:?}");
+    let field = |name: &str| -> usize {
+        let start = text
+            .find(name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            + name.len()
+            + 2;
+        text[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad {name} in {text}"))
+    };
+    (field("blocked_senders"), field("blocked_receivers"))
+}
