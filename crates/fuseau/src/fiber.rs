@@ -389,14 +389,16 @@ fn wait_done(me: &Rc<dyn Task>, target: &Rc<dyn Task>) -> Result<()> {
         }
         ancestor = a.core().parent();
     }
-    target.core().add_joiner(Wakeup::for_task(me));
     loop {
+        target.core().add_joiner(Wakeup::for_task(me));
         task::park(me);
         if target.core().is_done() {
             return Ok(());
         }
+        // Cancelled, or woken for nothing: in both cases this wait's
+        // registration is stale.
+        target.core().remove_joiner(me);
         if let Some(e) = me.core().cancel_error() {
-            target.core().remove_joiner(me);
             return Err(e);
         }
     }

@@ -104,19 +104,23 @@ fn sleep_inner(me: &Rc<dyn Task>, deadline: Option<Instant>) -> Result<()> {
         .sched
         .upgrade()
         .expect("a running fiber's scheduler is alive");
-    let key = deadline.map(|d| sched.add_timer(d, TimerAction::Wake(Wakeup::for_task(me))));
+    let arm = || deadline.map(|d| sched.add_timer(d, TimerAction::Wake(Wakeup::for_task(me))));
+    let mut key = arm();
     loop {
         task::park(me);
         let fired = key.is_some_and(|k| !sched.timer_armed(k));
         if fired {
             return Ok(());
         }
+        if let Some(k) = key {
+            sched.remove_timer(k);
+        }
         if let Some(e) = me.core().cancel_error() {
-            if let Some(k) = key {
-                sched.remove_timer(k);
-            }
             return Err(e);
         }
+        // Woken for nothing: the next wait needs a wake-up of its own (the
+        // old one belongs to the wait that just ended).
+        key = arm();
     }
 }
 
