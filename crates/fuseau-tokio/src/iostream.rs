@@ -375,6 +375,12 @@ impl AsyncWrite for FdStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        // A socket's peer must read end of file now, even while another
+        // descriptor of the socket (an `In` on a duplicate) keeps it open.
+        // Other files (pipes, terminals) end when their last fd closes.
+        match rustix::net::shutdown(self.fd.get_ref(), rustix::net::Shutdown::Write) {
+            Ok(()) | Err(rustix::io::Errno::NOTSOCK) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
     }
 }

@@ -11,8 +11,10 @@
 //! that fiber is not done until the server is [shut down](TcpServer::shutdown),
 //! and cancelling it stops the server.
 
+use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -187,7 +189,16 @@ fn serve<P: fmt::Debug + Clone + 'static>(
             .name(label.clone())
             .propagate_cancel_to_parent(false)
             .spawn(move || {
-                let result = handler(peer, input, output);
+                let result = catch_unwind(AssertUnwindSafe(|| handler(peer, input, output)))
+                    .unwrap_or_else(|payload| {
+                        // A panic is reported here (the fiber's boundary,
+                        // which turns it into the fiber's error, is past
+                        // this closure), then goes on unwinding.
+                        if let Some(e) = panic_error(&*payload) {
+                            on_error(&label, &e);
+                        }
+                        resume_unwind(payload)
+                    });
                 if let Err(e) = &result {
                     if !e.is_cancellation() {
                         on_error(&label, e);
@@ -198,14 +209,37 @@ fn serve<P: fmt::Debug + Clone + 'static>(
     })
 }
 
+/// The error to report for a handler's panic with `payload`; `None` for
+/// the scheduler's forced unwinding of a cancelled fiber at teardown (a
+/// payload that is not a panic message), which is no failure.
+fn panic_error(payload: &(dyn Any + Send)) -> Option<Error> {
+    let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if fuseau::AnyFiber::current().is_cancelled() {
+        return None;
+    } else {
+        "Box<dyn Any>".to_owned()
+    };
+    Some(Error::new(ErrorKind::Panicked, message))
+}
+
 /// Cancels the acceptor (and so every connection) and waits until all are
 /// done.
 fn shut_down(acceptor: Fiber<()>) -> Result<()> {
     acceptor.cancel();
     match acceptor.join() {
-        Err(e) if e.is_cancelled() => Ok(()),
+        // The acceptor's cancellation, by this call, is the normal end; the
+        // caller's own cancellation is its error (the server's fibers may
+        // not be done yet).
+        Err(e) if e.is_cancelled() && !caller_is_cancelled() => Ok(()),
         other => other,
     }
+}
+
+fn caller_is_cancelled() -> bool {
+    fuseau::AnyFiber::try_current().is_ok_and(|me| me.is_cancelled())
 }
 
 /// A TCP server whose connections are served by fibers.

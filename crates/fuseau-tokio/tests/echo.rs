@@ -1,0 +1,69 @@
+//! Runs `examples/echo.rs`: its demo and a small load in this process, and
+//! (when Cargo has built it, as `cargo test` does) the example binary.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../examples/echo.rs"]
+mod echo_example;
+
+mod bounded;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const EXPECTED: [&str; 7] = [
+    "alice got back: hello from alice",
+    "alice got back: goodbye from alice",
+    "bob got back: hello from bob",
+    "bob got back: goodbye from bob",
+    "carol got back: hello from carol",
+    "carol got back: goodbye from carol",
+    "the server is shut down",
+];
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn the_echo_demo_prints_every_reply_in_order() {
+    assert_eq!(bounded::main(echo_example::demo).unwrap(), EXPECTED);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn the_echo_load_completes_every_round_trip() {
+    let report = bounded::main(|| echo_example::load(20, 25)).unwrap();
+    assert_eq!(report.round_trips, 20 * 25);
+}
+
+/// `target/<profile>/examples/echo`, next to this test's `deps` directory.
+fn example_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe
+        .parent()?
+        .parent()?
+        .join("examples")
+        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
+    path.exists().then_some(path)
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn the_echo_binary_exits_by_itself_in_both_modes() {
+    let Some(binary) = example_binary() else {
+        eprintln!("the echo example was not built; skipping");
+        return;
+    };
+    let run = |args: &[&str]| Command::new(&binary).args(args).output().unwrap();
+    let output = run(&[]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), EXPECTED);
+    let output = run(&["--load", "5", "10"]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("50 round trips in"), "{stdout}");
+    let output = run(&["--bogus"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("usage"),
+        "{output:?}"
+    );
+}
