@@ -4,11 +4,13 @@
 //!
 //! The descriptors are borrowed and must be in non-blocking mode. Each
 //! operation first tries the system call; only if it would block does it
-//! register the descriptor with Tokio's reactor (for the duration of the
-//! wait) and suspend the fiber until the descriptor is ready. So a
-//! descriptor must not be registered with Tokio elsewhere at the same time
-//! (a Tokio socket owns its registration; use [`iostream`](crate::iostream)
-//! for those). `EINTR` is retried; `EAGAIN` suspends; every other error is
+//! register a duplicate of the descriptor with Tokio's reactor (for the
+//! duration of the wait) and suspend the fiber until the descriptor is
+//! ready. Registering a duplicate, not the descriptor itself, lets several
+//! fibers wait on one descriptor at once (a reader and a writer of one
+//! socket), and lets a descriptor that Tokio already watches (a Tokio
+//! socket's) be used here too; a wait holds one more descriptor open.
+//! `EINTR` is retried; `EAGAIN` suspends; every other error is
 //! returned as an [`Io`](fuseau::ErrorKind::Io) error (a peer reset is
 //! `ConnectionReset`, a read at end of file returns `Ok(0)`).
 //!
@@ -16,14 +18,13 @@
 //!
 //! The one `unsafe` operation here registers a descriptor with Tokio's
 //! reactor, which requires the descriptor to stay open, and to stay the same
-//! open file, for as long as the registration lives. The registration is an
-//! `AsyncFd<BorrowedFd<'a>>`, kept inside an event that itself borrows the
-//! descriptor for `'a`; `BorrowedFd<'a>` guarantees the descriptor is open
-//! for `'a`, and the registration cannot outlive `'a`.
+//! open file, for as long as the registration lives. The registered
+//! descriptor is a duplicate owned by the registration (an
+//! `AsyncFd<OwnedFd>`), closed only when the registration is dropped.
 
 use std::fmt;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::task::{Context, Poll};
 
 use fuseau::{await_event, AnyFiber, CancelHandle, Error, ErrorKind, Event, Result, Wakeup};
@@ -197,9 +198,9 @@ impl fmt::Debug for WriteEvent<'_> {
 struct FdIo<'a> {
     fd: BorrowedFd<'a>,
     interest: Interest,
-    /// Registered with Tokio's reactor while the event waits; dropping it
-    /// deregisters (and does not close) the descriptor.
-    registration: Option<AsyncFd<BorrowedFd<'a>>>,
+    /// A duplicate of `fd`, registered with Tokio's reactor while the event
+    /// waits; dropping it deregisters and closes the duplicate.
+    registration: Option<AsyncFd<OwnedFd>>,
     /// An outcome reached during `wait`, returned by the next `poll`.
     ready: Option<io::Result<usize>>,
 }
@@ -246,14 +247,19 @@ impl<'a> FdIo<'a> {
         mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
     ) -> CancelHandle {
         if self.registration.is_none() {
-            // SAFETY: by the module's invariant: the registration holds the
-            // `BorrowedFd<'a>` and lives in `self`, which cannot outlive
-            // `'a`, during which the descriptor is open and unchanged.
-            let registered = unsafe { AsyncFd::register_with_interest(self.fd, self.interest) };
+            let registered = rustix::io::fcntl_dupfd_cloexec(self.fd, 0)
+                .map_err(io::Error::from)
+                .and_then(|dup| {
+                    // SAFETY: by the module's invariant: the registration
+                    // owns `dup`, which stays open and unchanged until the
+                    // registration is dropped.
+                    unsafe { AsyncFd::register_with_interest(dup, self.interest) }
+                        .map_err(io::Error::from)
+                });
             match registered {
                 Ok(registration) => self.registration = Some(registration),
                 Err(e) => {
-                    self.ready = Some(Err(e.into()));
+                    self.ready = Some(Err(e));
                     wakeup.wake();
                     return CancelHandle::dummy();
                 }

@@ -8,6 +8,7 @@ mod common;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::rc::Rc;
 use std::time::Duration;
 
 use common::{hours, ms, Log};
@@ -395,6 +396,63 @@ fn select_over_ev_write_waits_for_room() {
         let got = reader.join()?;
         assert!(got.ends_with(b"more"));
         Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_reader_and_a_writer_wait_on_the_same_descriptor_at_once() {
+    // Full duplex on one socket: one fiber waits to read from `a` while
+    // another waits to write to it; both waits register `a`.
+    let got = bounded::main(|| {
+        let (a, b) = pair();
+        let a = Rc::new(a);
+        let a2 = a.clone();
+        let reader = fuseau_tokio::spawn(move || {
+            let mut buf = [0u8; 16];
+            let n = fio::read(a.as_fd(), &mut buf)?;
+            Ok(buf[..n].to_vec())
+        });
+        let writer = fuseau_tokio::spawn(move || {
+            // More than the socket holds: this waits for the peer to read.
+            fio::write(a2.as_fd(), &vec![5u8; 4 << 20])
+        });
+        let peer = fuseau_tokio::spawn(move || {
+            let mut received = 0;
+            let mut buf = vec![0u8; 65536];
+            fuseau_tokio::sleep(ms(5))?;
+            fio::write(b.as_fd(), b"reply")?;
+            while received < 4 << 20 {
+                let n = fio::read(b.as_fd(), &mut buf)?;
+                assert!(n > 0);
+                received += n;
+            }
+            Ok(received)
+        });
+        writer.join()?;
+        assert_eq!(peer.join()?, 4 << 20);
+        reader.join()
+    })
+    .unwrap();
+    assert_eq!(got, b"reply");
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn fd_io_works_on_the_descriptor_of_a_tokio_socket() {
+    bounded::main(|| {
+        let (a, b) = pair();
+        let a = tokio::net::UnixStream::from_std(a)?;
+        let writer = fuseau_tokio::spawn(move || {
+            fuseau_tokio::sleep(ms(2))?;
+            fio::write(b.as_fd(), b"to a Tokio socket")
+        });
+        // `a` is registered with Tokio already; the wait here works anyway.
+        let mut buf = [0u8; 32];
+        let n = fio::read(a.as_fd(), &mut buf)?;
+        assert_eq!(&buf[..n], b"to a Tokio socket");
+        writer.join()
     })
     .unwrap();
 }
