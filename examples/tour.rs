@@ -1,4 +1,4 @@
-//! A tour of fuseau on Tokio: what a fiber is and what it can do so far.
+//! A tour of fuseau on Tokio: what a fiber is and what it can do.
 //!
 //! Run it from the workspace root with `cargo run --example tour`. Every
 //! section prints what happens; the output is the same on every run, because
@@ -6,14 +6,14 @@
 //!
 //! A fiber is a function with its own stack. Inside one, code is plain
 //! sequential Rust (no `async`, no `.await`); when it waits (for a timer,
-//! for another fiber) it suspends and the thread runs other fibers and Tokio
-//! tasks meanwhile.
+//! another fiber, a channel, a future) it suspends and the thread runs other
+//! fibers and Tokio tasks meanwhile.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fuseau_tokio::{Builder, Error, FiberLocal, Result};
+use fuseau_tokio::{Builder, Chan, Error, FiberLocal, Result, TrySendError, When};
 
 /// Runs the tour. (`pub(crate)` so that the integration test
 /// `crates/fuseau-tokio/tests/tour.rs` can run it too.)
@@ -31,6 +31,10 @@ pub(crate) fn main() -> Result<()> {
         fiber_locals()?;
         cancel_callbacks()?;
         tokio_beside_fibers()?;
+        channels()?;
+        select_with_a_timeout()?;
+        awaiting_a_future()?;
+        from_another_thread()?;
         println!("\nThe tour is over.");
         Ok(())
     })
@@ -288,5 +292,143 @@ fn tokio_beside_fibers() -> Result<()> {
         "waiter ended with: {:?}",
         waiter.join().map_err(|e| e.kind())
     );
+    Ok(())
+}
+
+/// Channels carry values between fibers. `Chan::new()` is unbounded;
+/// `Chan::bounded(n)` makes `send` wait while `n` values are buffered, and
+/// `Chan::bounded(0)` is a rendezvous: `send` waits until a receiver takes
+/// the value. Closing a channel lets receivers drain what is buffered, then
+/// `recv` fails with kind `Closed`.
+fn channels() -> Result<()> {
+    section("10a. channels: a bounded channel makes the producer wait");
+    let chan = Chan::bounded(2);
+    let tx = chan.clone();
+    let producer = fuseau_tokio::spawn(move || {
+        for i in 1..=4 {
+            tx.send(i)?;
+            println!("producer: sent {i}");
+        }
+        tx.close();
+        println!("producer: closed the channel");
+        Ok(())
+    });
+    fuseau_tokio::yield_now()?;
+    println!(
+        "consumer: the producer waits; {} values are buffered",
+        chan.len()
+    );
+    // `recv` fails with `Closed` once the channel is closed and drained.
+    // (Taking 1 makes room for the waiting 3, so the producer's send
+    // succeeds; the producer itself runs once the consumer waits again.)
+    while let Ok(i) = chan.recv() {
+        println!("consumer: received {i}");
+    }
+    producer.join()?;
+
+    section("10b. channels: a rendezvous channel hands values over directly");
+    let chan = Chan::bounded(0);
+    let tx = chan.clone();
+    let sender = fuseau_tokio::spawn(move || {
+        println!("sender: offering \"ping\"");
+        tx.send("ping")?;
+        println!("sender: \"ping\" was taken");
+        Ok(())
+    });
+    fuseau_tokio::yield_now()?;
+    println!("receiver: nothing is buffered (len {})", chan.len());
+    println!("receiver: got {:?}", chan.recv()?);
+    sender.join()?;
+
+    section("10c. channels: close, then drain");
+    let chan = Chan::new();
+    for word in ["one", "two", "three"] {
+        chan.send(word)?;
+    }
+    chan.close();
+    match chan.try_send("four") {
+        Err(TrySendError::Closed(word)) => println!("try_send({word:?}): the channel is closed"),
+        other => println!("try_send: unexpected {other:?}"),
+    }
+    loop {
+        match chan.recv() {
+            Ok(word) => println!("drained {word:?}"),
+            Err(e) => {
+                println!("then: {e} (is_closed: {})", e.is_closed());
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `select` waits for the first of several events. `ev_timeout` is an event
+/// that fails with kind `Timeout`: in a `select`, it bounds the wait.
+fn select_with_a_timeout() -> Result<()> {
+    section("11. select with a timeout");
+    let chan = Chan::new();
+    let tx = chan.clone();
+    let late = fuseau_tokio::spawn(move || {
+        fuseau_tokio::sleep(ms(20))?;
+        tx.send("a late message")
+    });
+    for (attempt, patience) in [(1, ms(5)), (2, Duration::from_secs(3600))] {
+        let got = fuseau_tokio::select(vec![
+            When::new(chan.ev_recv(), |message: &str| message.to_string()),
+            When::new(fuseau_tokio::ev_timeout(patience), |()| unreachable!()),
+        ]);
+        match got {
+            Ok(message) => println!("attempt {attempt}: received {message:?}"),
+            Err(e) if e.is_timeout() => println!("attempt {attempt}: {e}, nothing arrived"),
+            Err(e) => return Err(e),
+        }
+    }
+    late.join()
+}
+
+/// A fiber can wait for any future: `ev_future` makes it an event, which
+/// `await_event` waits for (or `select`, among others); the fiber suspends
+/// while Tokio drives the future. Here a Tokio task completes a oneshot
+/// channel. (`fuseau_tokio::await_future(fut)` is the shorthand.)
+fn awaiting_a_future() -> Result<()> {
+    section("12. waiting for a Tokio future");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(ms(5)).await;
+        println!("Tokio task: sending the answer");
+        let _ = tx.send(42);
+    });
+    println!("fiber: waiting for the oneshot");
+    let answer = fuseau_tokio::await_event(fuseau_tokio::ev_future(rx))?.map_err(Error::other)?;
+    println!("fiber: the oneshot said {answer}");
+    Ok(())
+}
+
+/// Fibers are bound to their scheduler's thread, but other threads can send
+/// it work: `spawn_from_anywhere` takes a `SchedulerHandle` (`Send + Sync`)
+/// and returns a `RemoteFiber`, which a plain thread joins by blocking and a
+/// fiber by suspending.
+fn from_another_thread() -> Result<()> {
+    section("13. spawn_from_anywhere: work sent from another thread");
+    let handle = fuseau_tokio::Scheduler::current().handle();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        println!("thread: sending a fiber to the scheduler");
+        let remote = fuseau_tokio::spawn_from_anywhere(&handle, || {
+            println!("remote fiber: running on the scheduler's thread");
+            // A fiber like any other: it may suspend.
+            fuseau_tokio::sleep(ms(1))?;
+            Ok(6 * 7)
+        });
+        // A plain thread blocks in `join`.
+        let answer = remote.join();
+        println!("thread: the remote fiber returned {answer:?}");
+        let _ = done_tx.send(answer);
+    });
+    // Meanwhile this fiber suspends (it must not block the scheduler's
+    // thread: the remote fiber runs there).
+    let answer = fuseau_tokio::await_future(done_rx)?.map_err(Error::other)??;
+    thread.join().expect("the thread did not panic");
+    println!("main fiber: the thread reported {answer}");
     Ok(())
 }

@@ -102,6 +102,8 @@ mod event;
 mod event_loop;
 mod fiber;
 mod local;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod pool;
 mod remote;
 mod scheduler;

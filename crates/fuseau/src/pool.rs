@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Mutex;
+
+use crate::sync::{lock, Mutex, MutexGuard};
 
 /// A pool of items of type `T`, made on demand by `mk_item` and kept for
 /// reuse (at most `max_size` of them). Cheap to clone: clones share the pool.
@@ -165,10 +166,11 @@ impl BufPool {
         }
     }
 
-    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    fn free(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
         // The lock only guards pushes and pops, which cannot panic midway:
-        // a poisoned lock still holds a consistent list.
-        self.free.lock().unwrap_or_else(|e| e.into_inner())
+        // a poisoned lock still holds a consistent list. (`crate::sync`'s
+        // mutex, so that the loom tests see it.)
+        lock(&self.free)
     }
 
     /// An empty buffer with capacity of at least the pool's buffer size.

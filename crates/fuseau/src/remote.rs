@@ -25,6 +25,7 @@
 //!    with `Inactive`, so no joiner waits forever.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Waker;
 use std::thread::{self, ThreadId};
@@ -125,7 +126,9 @@ impl Remote {
     }
 }
 
-struct Shared<T> {
+/// The result slot of a remote fiber (rule 5). `pub(crate)` with its
+/// methods so that the loom tests (`loom_tests.rs`) can race them directly.
+pub(crate) struct Shared<T> {
     state: Mutex<State<T>>,
     done: Condvar,
 }
@@ -141,11 +144,26 @@ struct State<T> {
 }
 
 impl<T> Shared<T> {
+    /// An empty slot.
+    pub(crate) fn new() -> Shared<T> {
+        Shared {
+            state: Mutex::new(State {
+                result: None,
+                taken: false,
+                wakers: Vec::new(),
+                fiber: None,
+                cancel_requested: false,
+            }),
+            done: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> crate::sync::MutexGuard<'_, State<T>> {
         lock(&self.state)
     }
 
-    fn complete(&self, result: Result<T>) {
+    /// Fills the slot (the first completion wins) and wakes every joiner.
+    pub(crate) fn complete(&self, result: Result<T>) {
         let wakers = {
             let mut state = self.lock();
             if state.result.is_some() || state.taken {
@@ -157,6 +175,37 @@ impl<T> Shared<T> {
         self.done.notify_all();
         for waker in wakers {
             waker.wake();
+        }
+    }
+
+    /// Takes the result if the slot is filled; never waits.
+    pub(crate) fn try_take(&self) -> Option<Result<T>> {
+        let mut state = self.lock();
+        let result = state.result.take()?;
+        state.taken = true;
+        Some(result)
+    }
+
+    /// Registers `waker` to be woken by `complete`; `false` (and the waker
+    /// is dropped) if the slot is filled already.
+    pub(crate) fn register(&self, waker: Waker) -> bool {
+        let mut state = self.lock();
+        if state.result.is_some() {
+            return false;
+        }
+        state.wakers.push(waker);
+        true
+    }
+
+    /// Blocks the thread until the slot is filled, and takes the result.
+    pub(crate) fn wait_blocking(&self) -> Result<T> {
+        let mut state = self.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                state.taken = true;
+                return result;
+            }
+            state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -215,16 +264,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            result: None,
-            taken: false,
-            wakers: Vec::new(),
-            fiber: None,
-            cancel_requested: false,
-        }),
-        done: Condvar::new(),
-    });
+    let shared = Arc::new(Shared::new());
     let mut pending = Pending {
         shared: shared.clone(),
         f: Some(f),
@@ -248,10 +288,19 @@ fn start<T: Send + 'static>(shared: Arc<Shared<T>>, f: impl FnOnce() -> Result<T
         shared.complete(Err(inactive()));
         return;
     };
-    let fiber = match Builder::new().spawn_on(&Scheduler::borrowed(sched), f) {
-        Ok(fiber) => fiber,
-        Err(e) => {
+    // A refused spawn drops `f`, and with it user data whose destructor may
+    // panic: the slot must be completed all the same (rule 6).
+    let spawned = catch_unwind(AssertUnwindSafe(|| {
+        Builder::new().spawn_on(&Scheduler::borrowed(sched), f)
+    }));
+    let fiber = match spawned {
+        Ok(Ok(fiber)) => fiber,
+        Ok(Err(e)) => {
             shared.complete(Err(e));
+            return;
+        }
+        Err(payload) => {
+            shared.complete(Err(Error::from_panic(payload)));
             return;
         }
     };
@@ -279,8 +328,11 @@ impl<T: Send + 'static> RemoteFiber<T> {
     ///
     /// # Cancellation
     ///
-    /// Inside a fiber, a cancellation point for the caller (the remote fiber
-    /// keeps running; its result is dropped).
+    /// Inside a fiber, a cancellation point for the caller: cancelled before
+    /// the call or while waiting, it returns the caller's cancellation error
+    /// (the remote fiber keeps running; its result is dropped). As with
+    /// [`Fiber::join`](crate::Fiber::join), if the fiber finished before the
+    /// caller resumed, its result is returned.
     ///
     /// # Errors
     ///
@@ -289,13 +341,29 @@ impl<T: Send + 'static> RemoteFiber<T> {
     /// [`ErrorKind::Other`] when called outside a fiber on the scheduler's
     /// own thread, where blocking would deadlock.
     pub fn join(self) -> Result<T> {
-        if current_task().is_some() {
-            return wait_for(
+        if let Some(me) = current_task() {
+            let cancelled_before = me.core().is_cancelled();
+            let joined = wait_for(
                 JoinEvent {
                     shared: &self.shared,
                 },
                 "RemoteFiber::join",
             );
+            if joined.is_err() && !cancelled_before {
+                // Cancelled while waiting, but the result arrived before the
+                // caller resumed: as with `Fiber::join`, it is returned, not
+                // dropped. (If `joined` is the fiber's own error, the slot
+                // is empty now.)
+                if let Some(result) = self.shared.try_take() {
+                    return result;
+                }
+            }
+            return joined;
+        }
+        // A result that is there already is returned on any thread, also on
+        // the scheduler's own (after it was disposed of, say).
+        if let Some(result) = self.shared.try_take() {
+            return result;
         }
         if self.remote.is_scheduler_thread() {
             return Err(Error::new(
@@ -303,18 +371,7 @@ impl<T: Send + 'static> RemoteFiber<T> {
                 "RemoteFiber::join: blocking the scheduler's own thread outside a fiber would deadlock",
             ));
         }
-        let mut state = self.shared.lock();
-        loop {
-            if let Some(result) = state.result.take() {
-                state.taken = true;
-                return result;
-            }
-            state = self
-                .shared
-                .done
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
+        self.shared.wait_blocking()
     }
 
     /// `true` once the fiber is done (or will never run).
@@ -347,19 +404,12 @@ impl<T> Event for JoinEvent<'_, T> {
     type Output = T;
 
     fn poll(&mut self) -> Option<Result<T>> {
-        let mut state = self.shared.lock();
-        let result = state.result.take()?;
-        state.taken = true;
-        Some(result)
+        self.shared.try_take()
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let mut state = self.shared.lock();
-        if state.result.is_some() {
-            drop(state);
+        if !self.shared.register(wakeup.to_waker()) {
             wakeup.wake();
-        } else {
-            state.wakers.push(wakeup.to_waker());
         }
         CancelHandle::dummy()
     }

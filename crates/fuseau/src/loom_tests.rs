@@ -1,0 +1,353 @@
+//! Model checks, with loom, of the code that other threads touch: the
+//! scheduler's inbox ([`Remote`]), the result slot of remote fibers
+//! ([`Shared`]) and [`BufPool`].
+//!
+//! Compiled only with `RUSTFLAGS="--cfg loom"`, which swaps the primitives of
+//! `crate::sync` for loom's. Run them (as `.ci/run` does) with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p fuseau --lib --release \
+//!     --target-dir target/loom loom_
+//! ```
+//!
+//! Each test bounds thread preemptions (5 by default, or
+//! `LOOM_MAX_PREEMPTIONS`), which keeps the whole run within seconds while
+//! covering the interleavings these protocols depend on.
+//!
+//! The tests drive `Remote` the way the scheduler does (`scheduler.rs`):
+//! its thread drains the inbox, then parks until an unpark; other threads
+//! push (`wake`, `send`) then unpark. A message pushed but never seen shows
+//! as a deadlock, which loom reports.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::thread;
+
+use crate::error::{Error, ErrorKind};
+use crate::event_loop::Unpark;
+use crate::fiber::tests_support::dummy_task;
+use crate::fiber::FiberId;
+use crate::pool::BufPool;
+use crate::remote::{spawn_from_anywhere, Message, Remote, Shared};
+use crate::scheduler::SchedulerHandle;
+use crate::sync::{lock, Condvar, Mutex};
+
+/// Runs `f` under loom with bounded preemptions.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(5);
+    }
+    builder.check(f);
+}
+
+/// A thread's park token, as `std::thread::park`/`unpark` (which `block_on`
+/// uses), built on loom's mutex and condition variable. (Not loom's own
+/// `thread::park`: loom lets an `unpark` wake a thread blocked in
+/// `JoinHandle::join` or on a lock, which its own checks then reject.)
+struct Parker {
+    token: Mutex<bool>,
+    unparked: Condvar,
+}
+
+impl Parker {
+    fn new() -> Arc<Parker> {
+        Arc::new(Parker {
+            token: Mutex::new(false),
+            unparked: Condvar::new(),
+        })
+    }
+
+    /// Waits for the token, and consumes it.
+    fn park(&self) {
+        let mut token = lock(&self.token);
+        while !*token {
+            token = self.unparked.wait(token).unwrap();
+        }
+        *token = false;
+    }
+}
+
+impl Unpark for Parker {
+    fn unpark(&self) {
+        *lock(&self.token) = true;
+        self.unparked.notify_one();
+    }
+}
+
+/// A `Remote` whose scheduler parks on the returned `Parker`.
+fn remote_here() -> (Arc<Remote>, Arc<Parker>) {
+    let parker = Parker::new();
+    (Arc::new(Remote::new(parker.clone())), parker)
+}
+
+/// Some fiber id, for wake-ups (they name no live fiber here).
+fn some_id() -> FiberId {
+    dummy_task().core().id
+}
+
+/// Counts how many times it was consumed: run or dropped.
+struct Probe(Arc<AtomicUsize>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A remote spawn whose closure, run or dropped, bumps `count` once.
+fn run_message(count: &Arc<AtomicUsize>) -> Message {
+    let probe = Probe(count.clone());
+    Message::Run(Box::new(move || drop(probe)))
+}
+
+/// What the scheduler does with a message: wake-ups and cancels name no
+/// fiber here; closures run.
+fn handle(message: Message) {
+    match message {
+        Message::Run(run) => run(),
+        Message::Wake { .. } | Message::Cancel { .. } => {}
+    }
+}
+
+/// The scheduler's loop: drain, and park while fewer than `n` messages
+/// arrived. A lost message (or a lost unpark) deadlocks.
+fn drain_until(remote: &Remote, parker: &Parker, n: usize) {
+    let mut seen = 0;
+    loop {
+        while let Some(message) = remote.pop() {
+            handle(message);
+            seen += 1;
+        }
+        if seen >= n {
+            assert_eq!(seen, n);
+            return;
+        }
+        parker.park();
+    }
+}
+
+#[test]
+fn loom_no_lost_message_one_sender() {
+    let id = some_id();
+    model(move || {
+        let (remote, parker) = remote_here();
+        let count = Arc::new(AtomicUsize::new(0));
+        let (r, c) = (remote.clone(), count.clone());
+        let sender = thread::spawn(move || {
+            r.wake(0, id, 0);
+            r.send(run_message(&c))
+                .unwrap_or_else(|_| panic!("refused"));
+        });
+        drain_until(&remote, &parker, 2);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_no_lost_message_two_senders() {
+    let id = some_id();
+    model(move || {
+        let (remote, parker) = remote_here();
+        let count = Arc::new(AtomicUsize::new(0));
+        let r = remote.clone();
+        let waker = thread::spawn(move || r.wake(0, id, 0));
+        let (r, c) = (remote.clone(), count.clone());
+        let spawner = thread::spawn(move || {
+            r.send(run_message(&c))
+                .unwrap_or_else(|_| panic!("refused"));
+        });
+        drain_until(&remote, &parker, 2);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        waker.join().unwrap();
+        spawner.join().unwrap();
+    });
+}
+
+/// A spawn racing disposal (rule 3): the closure runs or is dropped,
+/// exactly once, and nothing is left in the inbox.
+#[test]
+fn loom_dispose_race_runs_or_drops_once() {
+    model(|| {
+        let (remote, _parker) = remote_here();
+        let count = Arc::new(AtomicUsize::new(0));
+        let (r, c) = (remote.clone(), count.clone());
+        let sender = thread::spawn(move || {
+            // Refused: the message comes back and is dropped here.
+            if let Err(message) = r.send(run_message(&c)) {
+                drop(message);
+            }
+        });
+        // The scheduler's last iteration, then its disposal.
+        while let Some(message) = remote.pop() {
+            handle(message);
+        }
+        remote.close();
+        remote.discard();
+        assert!(remote.pop().is_none(), "a message outlived the disposal");
+        sender.join().unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(remote.pop().is_none(), "a spawn was accepted after close");
+    });
+}
+
+/// A wake-up racing disposal: the sender drops it if the scheduler is gone,
+/// the scheduler's discard does otherwise; a spawn in the same race still
+/// runs or is dropped once.
+#[test]
+fn loom_dispose_race_with_wake() {
+    let id = some_id();
+    model(move || {
+        let (remote, _parker) = remote_here();
+        let count = Arc::new(AtomicUsize::new(0));
+        let r = remote.clone();
+        let waker = thread::spawn(move || r.wake(0, id, 0));
+        let (r, c) = (remote.clone(), count.clone());
+        let spawner = thread::spawn(move || drop(r.send(run_message(&c))));
+        remote.close();
+        remote.discard();
+        waker.join().unwrap();
+        spawner.join().unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(remote.pop().is_none(), "a message outlived the disposal");
+    });
+}
+
+/// `spawn_from_anywhere` itself racing disposal: whether its closure runs
+/// (with no scheduler to spawn on, as after disposal) or is dropped, the
+/// `RemoteFiber` completes with `Inactive` (rules 3 and 6).
+#[test]
+fn loom_spawn_from_anywhere_vs_dispose() {
+    model(|| {
+        let (remote, _parker) = remote_here();
+        let handle = SchedulerHandle {
+            remote: remote.clone(),
+        };
+        let spawner = thread::spawn(move || spawn_from_anywhere(&handle, || Ok(1)));
+        while let Some(message) = remote.pop() {
+            self::handle(message);
+        }
+        remote.close();
+        remote.discard();
+        let fiber = spawner.join().unwrap();
+        assert!(fiber.is_done());
+        let e = fiber.join().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Inactive);
+    });
+}
+
+/// The result slot: a completion racing a thread that blocks in `join`.
+#[test]
+fn loom_result_slot_complete_vs_blocking_join() {
+    model(|| {
+        let shared = Arc::new(Shared::new());
+        let s = shared.clone();
+        let completer = thread::spawn(move || s.complete(Ok(42)));
+        assert_eq!(shared.wait_blocking().unwrap(), 42);
+        completer.join().unwrap();
+        assert!(shared.try_take().is_none(), "the result is taken once");
+    });
+}
+
+/// Two completions (the fiber's result and a dropped closure's `Inactive`,
+/// say): the first wins and a blocked joiner sees it.
+#[test]
+fn loom_result_slot_first_completion_wins() {
+    model(|| {
+        let shared = Arc::new(Shared::new());
+        let s = shared.clone();
+        let first = thread::spawn(move || s.complete(Ok(1)));
+        let s = shared.clone();
+        let second = thread::spawn(move || s.complete(Err(Error::from("late"))));
+        let result = shared.wait_blocking();
+        first.join().unwrap();
+        second.join().unwrap();
+        assert!(matches!(&result, Ok(1)) || result.is_err());
+        // Completed and taken: nothing more is ever stored.
+        assert!(shared.try_take().is_none());
+    });
+}
+
+/// Wakes a parked thread, for the fiber side of `join`.
+struct WakeParker {
+    woken: AtomicBool,
+    parker: Arc<Parker>,
+}
+
+impl Wake for WakeParker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.parker.unpark();
+    }
+}
+
+/// The fiber side of `join` (`JoinEvent`): a registration racing the
+/// completion is either refused (the result is there) or woken.
+#[test]
+fn loom_result_slot_complete_vs_waker() {
+    model(|| {
+        let shared = Arc::new(Shared::new());
+        let s = shared.clone();
+        let completer = thread::spawn(move || s.complete(Ok(7)));
+        let wake = Arc::new(WakeParker {
+            woken: AtomicBool::new(false),
+            parker: Parker::new(),
+        });
+        if shared.register(Waker::from(wake.clone())) {
+            while !wake.woken.load(Ordering::SeqCst) {
+                wake.parker.park();
+            }
+        }
+        assert_eq!(shared.try_take().unwrap().unwrap(), 7);
+        completer.join().unwrap();
+    });
+}
+
+/// Concurrent acquire/recycle keep the pool within `max_bufs`, and no
+/// buffer is ever held by two users at once.
+#[test]
+fn loom_buf_pool_acquire_recycle() {
+    const MAX_BUFS: usize = 1;
+    const BUF_SIZE: usize = 16;
+    model(|| {
+        let pool = Arc::new(BufPool::new(BUF_SIZE, MAX_BUFS));
+        // Addresses of the buffers in use. A std mutex is fine: no loom
+        // operation runs while it is held, so loom never switches there.
+        let in_use = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let user = |pool: Arc<BufPool>, in_use: Arc<std::sync::Mutex<HashSet<usize>>>, tag| {
+            move || {
+                let mut buf = pool.acquire();
+                assert!(buf.is_empty() && buf.capacity() >= BUF_SIZE);
+                let addr = buf.as_ptr() as usize;
+                assert!(
+                    in_use.lock().unwrap().insert(addr),
+                    "a buffer handed out twice"
+                );
+                buf.push(tag);
+                assert!(in_use.lock().unwrap().remove(&addr));
+                pool.recycle(buf);
+                assert!(pool.n_free() <= MAX_BUFS);
+            }
+        };
+        let threads: Vec<_> = (0..2u8)
+            .map(|tag| thread::spawn(user(pool.clone(), in_use.clone(), tag)))
+            .collect();
+        user(pool.clone(), in_use.clone(), 2)();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(pool.n_free() <= MAX_BUFS);
+        assert!(pool.n_free() >= 1, "a recycled buffer was lost");
+        // What the pool keeps is clean.
+        let buf = pool.acquire();
+        assert!(buf.is_empty() && buf.capacity() >= BUF_SIZE);
+    });
+}
