@@ -57,7 +57,8 @@
 //!
 //! ## Cancellation
 //!
-//! Cancellation is cooperative. It is delivered at *suspension points*:
+//! Cancellation is cooperative (the [`guide`] lists every cancellation
+//! point and what each does). It is delivered at *suspension points*:
 //! every call that can wait ([`Fiber::join`], [`yield_now`], [`sleep`],
 //! channel operations, I/O …) is one, and says so in its docs under
 //! "Cancellation". A suspended fiber is woken at once when it is cancelled;
@@ -101,6 +102,7 @@ mod error;
 mod event;
 mod event_loop;
 mod fiber;
+pub mod guide;
 mod local;
 #[cfg(all(test, loom))]
 mod loom_tests;

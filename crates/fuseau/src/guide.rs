@@ -1,0 +1,78 @@
+//! A guide to cancellation points (checkpoints).
+//!
+//! Cancellation in fuseau is cooperative: cancelling a fiber
+//! ([`AnyFiber::cancel`](crate::AnyFiber::cancel), a parent's
+//! cancellation or failure, a child's failure, [`cancel_after`](crate::cancel_after),
+//! a scheduler's disposal) only *marks* it. The fiber notices at its next
+//! **cancellation point**: a call that can wait. As in Trio, *every* call
+//! that can wait is one, whether or not it actually waits this time, so a
+//! loop that waits on anything is always cancellable.
+//!
+//! # What happens at a cancellation point
+//!
+//! - **Cancelled before the call**: the call does not do its work; it yields
+//!   to the scheduler once (so a loop that ignores the error cannot starve
+//!   the others) and returns `Err(e)`, where `e` is the cancellation error
+//!   (`e.is_cancellation()`: kind [`Cancelled`](crate::ErrorKind::Cancelled),
+//!   or [`Timeout`](crate::ErrorKind::Timeout) for a deadline).
+//! - **Cancelled while waiting**: the fiber is woken at once, whatever it
+//!   waited for; the call undoes its registration and returns `Err(e)`.
+//! - **Cancelled after the operation completed** but before the fiber ran
+//!   again: the call returns its success (a value handed over is never lost);
+//!   the *next* cancellation point fails.
+//!
+//! Cancellation is sticky: once cancelled, every later cancellation point
+//! fails. Code between cancellation points runs undisturbed, and nothing is
+//! unwound behind the fiber's back: the error comes out as an ordinary `Err`,
+//! and `?` carries it up. Cleanup in `Drop` runs as usual.
+//!
+//! # The cancellation points
+//!
+//! | call | cancelled while waiting |
+//! | --- | --- |
+//! | [`yield_now`](crate::yield_now) | returns the error after its turn |
+//! | [`sleep`](crate::sleep), [`time::sleep_until`](crate::time::sleep_until) | the timer is disarmed |
+//! | [`Fiber::join`](crate::Fiber::join) | the joined fiber runs on (if it is a child, it is cancelled with the caller) |
+//! | [`RemoteFiber::join`](crate::RemoteFiber::join) (in a fiber) | the remote fiber runs on |
+//! | [`select`](crate::select), [`await_event`](crate::await_event) | every registration is undone; losing events take no effect |
+//! | [`Chan::send`](crate::Chan::send) | the value is dropped, unsent |
+//! | [`Chan::recv`](crate::Chan::recv) | nothing is taken |
+//! | `fuseau_tokio::await_future` | the future is dropped |
+//! | `fuseau_tokio::io::{read, write_once, write}` | nothing more is read or written |
+//! | `Read`/`Write` of `fuseau_tokio::iostream::{In, Out}` | an `io::Error` of kind `Other` wrapping the fiber's error (never `Interrupted`) |
+//! | `fuseau_tokio::net::TcpClient::with_connect`, `TcpServer::shutdown` | the connection attempt is dropped |
+//!
+//! Not cancellation points (they never wait): [`spawn`](crate::spawn) and the
+//! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`,
+//! [`cancel_after`](crate::cancel_after), [`with_cancel_callback`](crate::with_cancel_callback),
+//! fiber-local storage, pools, and [`AnyFiber::cancel`](crate::AnyFiber::cancel).
+//!
+//! # Reacting to cancellation
+//!
+//! - Let it propagate: `?` is almost always right.
+//! - Run something at the moment of cancellation:
+//!   [`with_cancel_callback`](crate::with_cancel_callback).
+//! - Bound a wait without cancelling the fiber: [`select`](crate::select)
+//!   with [`ev_timeout`](crate::ev_timeout).
+//! - Stop a child without failing yourself: cancel it through its handle; a
+//!   child that returns the `Cancelled` error it was given does not fail its
+//!   parent. A child whose *own* deadline expired, or that failed, does.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let result = fuseau::block_on(|| {
+//!     let worker = fuseau::spawn(|| -> fuseau::Result<()> {
+//!         loop {
+//!             // Each sleep is a cancellation point: the loop ends with `?`.
+//!             fuseau::sleep(Duration::from_millis(1))?;
+//!         }
+//!     });
+//!     fuseau::sleep(Duration::from_millis(5))?;
+//!     worker.cancel();
+//!     let e = worker.join().unwrap_err();
+//!     assert!(e.is_cancelled());
+//!     Ok(())
+//! });
+//! assert!(result.is_ok(), "cancelling a child through its handle does not fail the parent");
+//! ```
