@@ -179,8 +179,8 @@ impl fmt::Debug for In {
 /// Writes are buffered; the buffer is written out when full, on
 /// [`flush`](Write::flush), on [`close`](Out::close), and, as a last resort,
 /// when the `Out` is dropped (where errors cannot be reported, and a
-/// cancelled fiber cannot wait: call `close` or `flush` to be sure the data
-/// left).
+/// cancelled or panicking fiber cannot wait: call `close` or `flush` to be
+/// sure the data left).
 pub struct Out {
     sink: Box<dyn AsyncWrite + Unpin>,
     buf: Vec<u8>,
@@ -289,8 +289,10 @@ impl Write for Out {
 
 impl Drop for Out {
     fn drop(&mut self) {
-        if !self.closed {
-            // Best effort: see the type's docs.
+        // Best effort: see the type's docs. Not while the fiber unwinds a
+        // panic: it must not suspend then, or other fibers would run while
+        // the thread counts as panicking (and poison their mutexes).
+        if !self.closed && !std::thread::panicking() {
             let _ = self.flush_buf();
         }
     }

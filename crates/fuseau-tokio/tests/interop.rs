@@ -679,3 +679,40 @@ fn many_fibers_awaiting_tasks_of_a_multi_thread_runtime_lose_no_wake_up() {
     assert_eq!(total, FIBERS * ROUNDS);
     other.shutdown_background();
 }
+
+// ------------------------------------------------- panics and suspension
+
+/// Sleeps when dropped: a suspension point inside a destructor.
+struct SleepOnDrop;
+
+impl Drop for SleepOnDrop {
+    fn drop(&mut self) {
+        let _ = fuseau_tokio::sleep(ms(2));
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+#[ignore = "core bug: a fiber may suspend while it unwinds a panic, and other fibers then run with std::thread::panicking() true (their mutex guards poison their mutexes)"]
+fn other_fibers_never_run_while_a_fiber_unwinds_a_panic() {
+    let (seen_panicking, poisoned) = bounded::main(|| {
+        let panicker = Builder::new().propagate_cancel_to_parent(false).spawn(
+            || -> fuseau_tokio::Result<()> {
+                let _guard = SleepOnDrop;
+                panic!("boom");
+            },
+        );
+        fuseau_tokio::yield_now()?;
+        let seen_panicking = std::thread::panicking();
+        let mutex = std::sync::Mutex::new(());
+        drop(mutex.lock().unwrap());
+        assert_eq!(panicker.join().unwrap_err().kind(), ErrorKind::Panicked);
+        Ok((seen_panicking, mutex.is_poisoned()))
+    })
+    .unwrap();
+    assert!(
+        !seen_panicking,
+        "another fiber ran while the thread was panicking"
+    );
+    assert!(!poisoned);
+}

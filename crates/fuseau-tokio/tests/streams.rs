@@ -360,3 +360,39 @@ fn a_bad_json_value_is_reported_and_the_connection_ends() {
     })
     .unwrap();
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn an_out_dropped_by_a_panic_does_not_suspend_mid_unwind() {
+    // Suspending a fiber in the middle of a panic's unwinding would leave
+    // the thread "panicking" while other fibers run: a mutex guard dropped
+    // in plain code elsewhere would poison its mutex.
+    let (seen_panicking, poisoned) = bounded::main(|| {
+        let (mut a, b) = std::os::unix::net::UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        // Fill the socket (nobody reads `b`), so that a flush must wait.
+        let chunk = [0u8; 4096];
+        while a.write(&chunk).is_ok() {}
+        let (_, mut output) = iostream::unix(UnixStream::from_std(a)?);
+        let panicker = Builder::new().propagate_cancel_to_parent(false).spawn(
+            move || -> fuseau_tokio::Result<()> {
+                output.write_all(b"buffered")?;
+                panic!("boom"); // Unwinding drops `output`, which flushes.
+            },
+        );
+        fuseau_tokio::yield_now()?;
+        let seen_panicking = std::thread::panicking();
+        let mutex = std::sync::Mutex::new(());
+        drop(mutex.lock().unwrap());
+        panicker.cancel();
+        assert_eq!(panicker.join().unwrap_err().kind(), ErrorKind::Panicked);
+        drop(b);
+        Ok((seen_panicking, mutex.is_poisoned()))
+    })
+    .unwrap();
+    assert!(
+        !seen_panicking,
+        "another fiber ran while the thread was panicking"
+    );
+    assert!(!poisoned);
+}
