@@ -716,3 +716,36 @@ fn other_fibers_never_run_while_a_fiber_unwinds_a_panic() {
     );
     assert!(!poisoned);
 }
+
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn a_task_awaiting_a_fiber_future_wakes_when_the_run_is_dropped() {
+    let local = LocalSet::new();
+    local
+        .run_until(async {
+            let (task_tx, task_rx) = oneshot::channel();
+            let run = fuseau_tokio::run(move || {
+                let (started_tx, started_rx) = oneshot::channel();
+                let task = tokio::task::spawn_local(async move {
+                    let future = spawn_as_future(|| fuseau_tokio::sleep(hours(1)));
+                    started_tx.send(()).unwrap();
+                    future.await
+                });
+                await_future(started_rx)?.unwrap();
+                let _ = task_tx.send(task);
+                fuseau_tokio::sleep(hours(1))
+            });
+            // Drives the run until the task waits on its fiber, then drops
+            // the run: the scheduler is disposed of, the fiber cancelled.
+            let task = tokio::select! {
+                _ = run => panic!("the run ended"),
+                task = task_rx => task.unwrap(),
+            };
+            let result = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the task awaiting the fiber was never woken")
+                .unwrap();
+            assert!(result.unwrap_err().is_cancellation());
+        })
+        .await;
+}
