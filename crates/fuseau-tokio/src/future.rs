@@ -6,7 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use fuseau::{await_event, ev_future, AnyFiber, AsFiber, Builder, Error, ErrorKind, Fiber, Result};
+use fuseau::{
+    await_event, ev_future, spawn_from_anywhere, AnyFiber, AsFiber, Builder, Error, ErrorKind,
+    Fiber, RemoteFiber, Result, SchedulerHandle,
+};
 
 use crate::runtime::current_scheduler;
 
@@ -211,6 +214,92 @@ impl<T: 'static> fmt::Debug for FiberFuture<T> {
         f.debug_struct("FiberFuture")
             .field("fiber", &self.fiber)
             .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// Spawns `f` as a fiber on the scheduler of `handle`, from any thread, and
+/// returns a `Send` future of its result: for Tokio code on other threads
+/// (a multi-threaded runtime, say) to `.await` a fiber. The fiber runs on
+/// the scheduler's thread, as with [`spawn_from_anywhere`](fuseau::spawn_from_anywhere).
+/// Dropping the future cancels the fiber; [`RemoteFiberFuture::detach`]
+/// keeps it running.
+///
+/// # Examples
+///
+/// ```
+/// fuseau_tokio::main(|| {
+///     let handle = fuseau_tokio::Scheduler::current().handle();
+///     // A multi-threaded runtime elsewhere awaits a fiber of this scheduler.
+///     let other = std::thread::spawn(move || {
+///         let runtime = tokio::runtime::Runtime::new().unwrap();
+///         runtime.block_on(async move {
+///             tokio::spawn(fuseau_tokio::spawn_as_future_from_anywhere(&handle, || Ok(6 * 7)))
+///                 .await
+///                 .unwrap()
+///         })
+///     });
+///     // Let the scheduler run the remote fiber while the thread waits.
+///     while !other.is_finished() {
+///         fuseau_tokio::sleep(std::time::Duration::from_millis(1))?;
+///     }
+///     assert_eq!(other.join().unwrap()?, 42);
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau_tokio::Error>(())
+/// ```
+pub fn spawn_as_future_from_anywhere<T, F>(handle: &SchedulerHandle, f: F) -> RemoteFiberFuture<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    RemoteFiberFuture {
+        fiber: Some(spawn_from_anywhere(handle, f)),
+    }
+}
+
+/// The `Send` future of [`spawn_as_future_from_anywhere`]: resolves to the
+/// fiber's result ([`ErrorKind::Inactive`] if its scheduler was disposed of
+/// before it ran). Dropping it before it resolves cancels the fiber.
+#[must_use = "dropping the future cancels the fiber; use .detach() to keep it running"]
+pub struct RemoteFiberFuture<T: Send + 'static> {
+    fiber: Option<RemoteFiber<T>>,
+}
+
+impl<T: Send + 'static> RemoteFiberFuture<T> {
+    /// Lets the fiber run on, with nobody waiting for its result.
+    pub fn detach(mut self) {
+        self.fiber.take();
+    }
+}
+
+impl<T: Send + 'static> Future for RemoteFiberFuture<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.get_mut();
+        let fiber = this
+            .fiber
+            .as_ref()
+            .expect("RemoteFiberFuture polled after it resolved");
+        let result = std::task::ready!(fiber.poll_join(cx));
+        this.fiber = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T: Send + 'static> Drop for RemoteFiberFuture<T> {
+    fn drop(&mut self) {
+        if let Some(fiber) = self.fiber.take() {
+            fiber.cancel();
+        }
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for RemoteFiberFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteFiberFuture")
+            .field("fiber", &self.fiber)
             .finish()
     }
 }

@@ -25,7 +25,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use fuseau::{await_event, AnyFiber, CancelHandle, Error, ErrorKind, Event, Result, Wakeup};
 use tokio::io::unix::AsyncFd;
@@ -156,8 +156,7 @@ impl Event for ReadEvent<'_> {
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let buf = &mut *self.buf;
-        self.io.wait(wakeup, |fd| rustix::io::read(fd, &mut *buf))
+        self.io.wait(wakeup)
     }
 }
 
@@ -170,8 +169,7 @@ impl Event for WriteEvent<'_> {
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let buf = self.buf;
-        self.io.wait(wakeup, |fd| rustix::io::write(fd, buf))
+        self.io.wait(wakeup)
     }
 }
 
@@ -195,14 +193,20 @@ impl fmt::Debug for WriteEvent<'_> {
 
 /// The part shared by reads and writes: try the system call, and when it
 /// would block, wait for readiness through Tokio.
+///
+/// The I/O itself only ever happens in `poll`, never in `wait`: an event
+/// that lost a `select` must have taken no effect, so `wait` only registers
+/// and wakes. Once registered, `poll` does the I/O under Tokio's readiness
+/// guard and clears the readiness only when the call would block (Tokio's
+/// own order, which cannot miss a readiness event).
 struct FdIo<'a> {
     fd: BorrowedFd<'a>,
     interest: Interest,
     /// A duplicate of `fd`, registered with Tokio's reactor while the event
     /// waits; dropping it deregisters and closes the duplicate.
     registration: Option<AsyncFd<OwnedFd>>,
-    /// An outcome reached during `wait`, returned by the next `poll`.
-    ready: Option<io::Result<usize>>,
+    /// Why registering failed, returned by the next `poll`.
+    failed: Option<io::Error>,
 }
 
 impl<'a> FdIo<'a> {
@@ -211,44 +215,75 @@ impl<'a> FdIo<'a> {
             fd,
             interest,
             registration: None,
-            ready: None,
+            failed: None,
         }
     }
 
-    /// Runs `op` until it does not fail with `EINTR`; `None` if it would block.
+    /// Runs `op` until it does not fail with `EINTR`.
     fn attempt(
         fd: BorrowedFd<'_>,
         mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
-    ) -> Option<io::Result<usize>> {
+    ) -> io::Result<usize> {
         loop {
             match op(fd) {
-                Ok(n) => return Some(Ok(n)),
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => return None,
-                Err(e) => return Some(Err(e.into())),
+                other => return other.map_err(io::Error::from),
             }
+        }
+    }
+
+    fn poll_ready<'r>(
+        &self,
+        registration: &'r AsyncFd<OwnedFd>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<tokio::io::unix::AsyncFdReadyGuard<'r, OwnedFd>>> {
+        if self.interest.is_readable() {
+            registration.poll_read_ready(cx)
+        } else {
+            registration.poll_write_ready(cx)
         }
     }
 
     fn poll(
         &mut self,
-        op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+        mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
     ) -> Option<Result<usize>> {
-        let outcome = match self.ready.take() {
-            Some(outcome) => outcome,
-            None => Self::attempt(self.fd, op)?,
+        if let Some(e) = self.failed.take() {
+            return Some(Err(e.into()));
+        }
+        let fd = self.fd;
+        let outcome = match &self.registration {
+            // Not registered yet: just try.
+            None => Self::attempt(fd, op),
+            Some(registration) => {
+                let mut cx = Context::from_waker(Waker::noop());
+                match self.poll_ready(registration, &mut cx) {
+                    Poll::Pending => return None,
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Ready(Ok(mut guard)) => {
+                        match guard.try_io(|_| Self::attempt(fd, &mut op)) {
+                            Ok(outcome) => outcome,
+                            Err(_would_block) => return None,
+                        }
+                    }
+                }
+            }
         };
-        Some(outcome.map_err(Error::from))
+        match outcome {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            outcome => Some(outcome.map_err(Error::from)),
+        }
     }
 
-    fn wait(
-        &mut self,
-        wakeup: Wakeup,
-        mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
-    ) -> CancelHandle {
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
         if self.registration.is_none() {
-            let registered = rustix::io::fcntl_dupfd_cloexec(self.fd, 0)
-                .map_err(io::Error::from)
+            let registered = tokio::runtime::Handle::try_current()
+                .map_err(|_| {
+                    io::Error::other(
+                        "fuseau_tokio::io needs a Tokio runtime (use fuseau_tokio::main or run)",
+                    )
+                })
+                .and_then(|_| rustix::io::fcntl_dupfd_cloexec(self.fd, 0).map_err(io::Error::from))
                 .and_then(|dup| {
                     // SAFETY: by the module's invariant: the registration
                     // owns `dup`, which stays open and unchanged until the
@@ -259,7 +294,7 @@ impl<'a> FdIo<'a> {
             match registered {
                 Ok(registration) => self.registration = Some(registration),
                 Err(e) => {
-                    self.ready = Some(Err(e));
+                    self.failed = Some(e);
                     wakeup.wake();
                     return CancelHandle::dummy();
                 }
@@ -267,32 +302,12 @@ impl<'a> FdIo<'a> {
         }
         let registration = self.registration.as_ref().expect("registered above");
         let waker = wakeup.to_waker();
-        let mut cx = Context::from_waker(&waker);
-        let fd = self.fd;
-        // Loop while Tokio reports a readiness that turns out stale: the
-        // guard then clears it, and the next poll registers the waker.
-        loop {
-            let ready = if self.interest.is_readable() {
-                registration.poll_read_ready(&mut cx)
-            } else {
-                registration.poll_write_ready(&mut cx)
-            };
-            match ready {
-                Poll::Pending => break,
-                Poll::Ready(Err(e)) => {
-                    self.ready = Some(Err(e));
-                    wakeup.wake();
-                    break;
-                }
-                Poll::Ready(Ok(mut guard)) => match Self::attempt(fd, &mut op) {
-                    None => guard.clear_ready(),
-                    Some(outcome) => {
-                        self.ready = Some(outcome);
-                        wakeup.wake();
-                        break;
-                    }
-                },
-            }
+        if self
+            .poll_ready(registration, &mut Context::from_waker(&waker))
+            .is_ready()
+        {
+            // Ready (or failed): `poll` does the I/O, or returns the error.
+            wakeup.wake();
         }
         CancelHandle::dummy()
     }

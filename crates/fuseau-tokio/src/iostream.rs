@@ -140,6 +140,9 @@ impl Read for In {
     /// The source's errors, and the fiber's cancellation (see the module
     /// docs); `Other` wrapping `NotInFiber` outside a fiber if it would wait.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
         if self.pos == self.filled && out.len() >= self.buf.len() {
             return In::read_source(&mut *self.source, out);
         }
@@ -185,7 +188,10 @@ pub struct Out {
     sink: Box<dyn AsyncWrite + Unpin>,
     buf: Vec<u8>,
     capacity: usize,
+    /// Shutting down has begun: dropping must not flush any more.
     closed: bool,
+    /// The writing side is shut down (a second shutdown does nothing).
+    shut_down: bool,
 }
 
 impl Out {
@@ -202,6 +208,7 @@ impl Out {
             buf: Vec::with_capacity(capacity),
             capacity,
             closed: false,
+            shut_down: false,
         }
     }
 
@@ -220,7 +227,7 @@ impl Out {
     }
 
     /// Flushes the buffer and shuts down the writing side (the peer of a
-    /// socket reads end of file).
+    /// socket reads end of file), consuming the output.
     ///
     /// # Cancellation
     ///
@@ -230,10 +237,31 @@ impl Out {
     ///
     /// The sink's errors; the fiber's cancellation.
     pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// Like [`close`](Out::close), through a reference: flushes and shuts
+    /// down the writing side, for a half-close while the input is still
+    /// read (as [`TcpClient::with_connect`](crate::net::TcpClient::with_connect)
+    /// hands out `&mut Out`). Writing afterwards fails; shutting down again
+    /// does nothing.
+    ///
+    /// # Cancellation
+    ///
+    /// A cancellation point (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// The sink's errors; the fiber's cancellation.
+    pub fn shutdown(&mut self) -> Result<()> {
+        if self.shut_down {
+            return Ok(());
+        }
         self.closed = true;
         self.flush()?;
         let sink = &mut self.sink;
         await_future(poll_fn(|cx| Pin::new(&mut **sink).poll_shutdown(cx)))??;
+        self.shut_down = true;
         Ok(())
     }
 

@@ -56,7 +56,10 @@ pub mod net;
 mod runtime;
 
 pub use fuseau::*;
-pub use future::{await_future, spawn_as_future, FiberFuture, FutureBuilder};
+pub use future::{
+    await_future, spawn_as_future, spawn_as_future_from_anywhere, FiberFuture, FutureBuilder,
+    RemoteFiberFuture,
+};
 pub use io::{ev_read, ev_write, ReadEvent, WriteEvent};
 pub use runtime::{main, main_with, run, run_with};
 

@@ -693,7 +693,6 @@ impl Drop for SleepOnDrop {
 
 #[test]
 #[cfg_attr(miri, ignore)]
-#[ignore = "core bug: a fiber may suspend while it unwinds a panic, and other fibers then run with std::thread::panicking() true (their mutex guards poison their mutexes)"]
 fn other_fibers_never_run_while_a_fiber_unwinds_a_panic() {
     let (seen_panicking, poisoned) = bounded::main(|| {
         let panicker = Builder::new().propagate_cancel_to_parent(false).spawn(

@@ -27,7 +27,7 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
 
 use crate::cancel::CancelHandle;
@@ -193,7 +193,9 @@ impl<T> Shared<T> {
         if state.result.is_some() {
             return false;
         }
-        state.wakers.push(waker);
+        if !state.wakers.iter().any(|w| w.will_wake(&waker)) {
+            state.wakers.push(waker);
+        }
         true
     }
 
@@ -372,6 +374,23 @@ impl<T: Send + 'static> RemoteFiber<T> {
             ));
         }
         self.shared.wait_blocking()
+    }
+
+    /// For futures that wait for the fiber, from any thread: its result once
+    /// it is done, else `Pending`, and `cx`'s waker is woken when it is done.
+    /// Never blocks; not a cancellation point. After it returned `Ready`, the
+    /// result is gone: do not poll again.
+    pub fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if let Some(result) = self.shared.try_take() {
+            return Poll::Ready(result);
+        }
+        if self.shared.register(cx.waker().clone()) {
+            return Poll::Pending;
+        }
+        match self.shared.try_take() {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
     }
 
     /// `true` once the fiber is done (or will never run).

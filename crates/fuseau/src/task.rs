@@ -27,7 +27,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::Wakeup;
 use crate::fiber::FiberId;
 use crate::scheduler::SchedInner;
@@ -488,13 +488,25 @@ pub(crate) fn yield_now(task: &Rc<dyn Task>) {
 /// The check at every suspension point: if the fiber is cancelled, yield
 /// once (so that a loop ignoring the error cannot starve the scheduler or
 /// stall its teardown) and return the cancellation error.
+///
+/// A fiber that is unwinding a panic (a destructor that waits, say) must not
+/// suspend: other fibers would then run while the thread counts as
+/// panicking, and every mutex they release would be poisoned. So a
+/// suspension point there fails at once, without yielding.
 pub(crate) fn checkpoint(task: &Rc<dyn Task>) -> Result<()> {
+    let unwinding_a_panic = std::thread::panicking();
     match task.core().cancel_error() {
-        None => Ok(()),
         Some(e) => {
-            yield_now(task);
+            if !unwinding_a_panic {
+                yield_now(task);
+            }
             Err(e)
         }
+        None if unwinding_a_panic => Err(Error::new(
+            ErrorKind::Other,
+            "a fiber cannot wait while it unwinds a panic",
+        )),
+        None => Ok(()),
     }
 }
 
