@@ -6,8 +6,8 @@
 mod echo_example;
 
 mod bounded;
+mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 const EXPECTED: [&str; 7] = [
@@ -33,34 +33,18 @@ fn the_echo_load_completes_every_round_trip() {
     assert_eq!(report.round_trips, 20 * 25);
 }
 
-/// `target/<profile>/examples/echo`, next to this test's `deps` directory.
-fn example_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe
-        .parent()?
-        .parent()?
-        .join("examples")
-        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
-    path.exists().then_some(path)
-}
-
 #[test]
 #[cfg_attr(miri, ignore)]
 fn the_echo_binary_exits_by_itself_in_both_modes() {
-    let Some(binary) = example_binary() else {
+    let Some(binary) = common::example_binary("echo") else {
         eprintln!("the echo example was not built; skipping");
         return;
     };
-    let run = |args: &[&str]| Command::new(&binary).args(args).output().unwrap();
-    let output = run(&[]);
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = common::run_example(&binary, &[]);
     assert_eq!(stdout.lines().collect::<Vec<_>>(), EXPECTED);
-    let output = run(&["--load", "5", "10"]);
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = common::run_example(&binary, &["--load", "5", "10"]);
     assert!(stdout.contains("50 round trips in"), "{stdout}");
-    let output = run(&["--bogus"]);
+    let output = Command::new(&binary).arg("--bogus").output().unwrap();
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("usage"),

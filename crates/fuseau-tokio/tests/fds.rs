@@ -10,11 +10,10 @@ mod bounded;
 mod common;
 
 use std::io::{self, BufRead, Read, Write};
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use common::ms;
+use common::{echo, localhost, ms};
 use fuseau_tokio::iostream::{self, In, Out};
 use fuseau_tokio::net::{ServerBuilder, TcpClient, TcpServer, UnixClient, UnixServer};
 use fuseau_tokio::{await_future, io as fio, AnyFiber, Builder, Error, Result};
@@ -23,23 +22,6 @@ use tokio::net::{TcpSocket, TcpStream};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn localhost() -> SocketAddr {
-    ([127, 0, 0, 1], 0).into()
-}
-
-fn echo(mut input: In, mut output: Out) -> Result<()> {
-    loop {
-        let chunk = input.fill_buf()?;
-        if chunk.is_empty() {
-            return output.close();
-        }
-        let n = chunk.len();
-        output.write_all(chunk)?;
-        output.flush()?;
-        input.consume(n);
-    }
 }
 
 fn round_trip(input: &mut In, output: &mut Out, text: &str) -> io::Result<String> {

@@ -10,9 +10,8 @@
 mod http_example;
 
 mod bounded;
+mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use fuseau_tokio::{Builder, ErrorKind};
@@ -32,17 +31,6 @@ const EXPECTED: [&str; 8] = [
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// `target/<profile>/examples/http`, next to this test's `deps` directory.
-fn example_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe
-        .parent()?
-        .parent()?
-        .join("examples")
-        .join(format!("http{}", std::env::consts::EXE_SUFFIX));
-    path.exists().then_some(path)
 }
 
 /// Waits (a millisecond at a time, at most ten seconds) until `n` handlers
@@ -96,20 +84,11 @@ fn the_http_example_serves_requests_from_fiber_handlers() {
     .unwrap();
 
     // The binary: exits 0 by itself, with the same output every time.
-    let Some(binary) = example_binary() else {
+    let Some(binary) = common::example_binary("http") else {
         eprintln!("the http example was not built; skipping its binary");
         return;
     };
-    let run = || {
-        let output = Command::new(&binary).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{:?}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let run = || common::run_example(&binary, &[]);
     let first = run();
     assert_eq!(first.lines().collect::<Vec<_>>(), EXPECTED);
     assert_eq!(first, run());

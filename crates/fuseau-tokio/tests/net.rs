@@ -8,34 +8,15 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, Read, Write};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{ms, DropCounter, Log};
-use fuseau_tokio::iostream::{self, In, Out};
+use common::{echo, localhost, ms, DropCounter, Log};
+use fuseau_tokio::iostream;
 use fuseau_tokio::net::{ServerBuilder, TcpClient, TcpServer, UnixClient, UnixServer};
 use fuseau_tokio::{await_future, AnyFiber, Builder, Error, ErrorKind, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-fn localhost() -> SocketAddr {
-    ([127, 0, 0, 1], 0).into()
-}
-
-/// Echoes everything until end of file.
-fn echo(mut input: In, mut output: Out) -> Result<()> {
-    loop {
-        let chunk = input.fill_buf()?;
-        if chunk.is_empty() {
-            return output.close();
-        }
-        let n = chunk.len();
-        output.write_all(chunk)?;
-        output.flush()?;
-        input.consume(n);
-    }
-}
 
 fn echo_server() -> Result<TcpServer> {
     TcpServer::establish(localhost(), |_peer, input, output| echo(input, output))

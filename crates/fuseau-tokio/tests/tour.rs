@@ -2,11 +2,9 @@
 //! built it, as `cargo test` does) the example binary itself, twice, to
 //! check that its output is deterministic.
 
+mod common;
 #[path = "../../../examples/tour.rs"]
 mod tour;
-
-use std::path::PathBuf;
-use std::process::Command;
 
 #[test]
 #[cfg_attr(miri, ignore)]
@@ -14,33 +12,14 @@ fn the_tour_runs() {
     tour::main().unwrap();
 }
 
-/// `target/<profile>/examples/tour`, next to this test's `deps` directory.
-fn tour_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let path = profile_dir
-        .join("examples")
-        .join(format!("tour{}", std::env::consts::EXE_SUFFIX));
-    path.exists().then_some(path)
-}
-
 #[test]
 #[cfg_attr(miri, ignore)]
 fn the_tour_binary_exits_0_with_the_same_output_every_time() {
-    let Some(binary) = tour_binary() else {
+    let Some(binary) = common::example_binary("tour") else {
         eprintln!("the tour example was not built; skipping");
         return;
     };
-    let run = || {
-        let output = Command::new(&binary).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{:?}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let run = || common::run_example(&binary, &[]);
     let first = run();
     assert!(first.contains("== 1. spawn and join =="), "{first}");
     assert!(first.contains("== 10a. channels"), "{first}");

@@ -63,3 +63,55 @@ pub fn ms(n: u64) -> Duration {
 pub fn hours(n: u64) -> Duration {
     Duration::from_secs(3600 * n)
 }
+
+/// The example `name` as cargo built it (`target/<profile>/examples/<name>`,
+/// beside this test binary's `deps` directory), if it was built.
+pub fn example_binary(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe
+        .parent()?
+        .parent()?
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path.exists().then_some(path)
+}
+
+/// Runs an example binary with `args`, asserts that it exits with 0, and
+/// returns its standard output.
+pub fn run_example(binary: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(binary)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// An address on the loopback interface with a free port.
+pub fn localhost() -> std::net::SocketAddr {
+    ([127, 0, 0, 1], 0).into()
+}
+
+/// A connection handler that echoes everything until end of file, then
+/// closes its output.
+pub fn echo(
+    mut input: fuseau_tokio::iostream::In,
+    mut output: fuseau_tokio::iostream::Out,
+) -> fuseau_tokio::Result<()> {
+    use std::io::{BufRead, Write};
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return output.close();
+        }
+        let n = chunk.len();
+        output.write_all(chunk)?;
+        output.flush()?;
+        input.consume(n);
+    }
+}
