@@ -294,8 +294,16 @@ impl Write for Out {
     ///
     /// # Errors
     ///
-    /// The sink's errors, and the fiber's cancellation (see the module docs).
+    /// The sink's errors, and the fiber's cancellation (see the module docs);
+    /// `BrokenPipe` after [`shutdown`](Out::shutdown) (the data would
+    /// otherwise sit in the buffer, never sent, and nothing would fail).
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.shut_down {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write to an Out that was shut down",
+            ));
+        }
         if self.buf.len() + data.len() > self.capacity {
             self.flush_buf()?;
         }

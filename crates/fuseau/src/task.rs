@@ -86,6 +86,10 @@ pub(crate) struct FiberCore {
     /// The scheduler is force-unwinding this fiber's stack: it must not
     /// suspend again.
     pub(crate) unwinding: Cell<bool>,
+    /// The thread was already panicking when the fiber last started or
+    /// resumed (a scheduler torn down while a panic outside the fibers
+    /// unwinds): that panic is not the fiber's own (see `checkpoint`).
+    resumed_panicking: Cell<bool>,
     pub(crate) yielder: YielderSlot,
     pub(crate) coroutine: Cell<Option<FiberCoroutine>>,
     pub(crate) slab_key: Cell<usize>,
@@ -153,6 +157,7 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task for FiberCell<T, F> {
     }
 
     fn run_body(&self) -> Result<()> {
+        self.core.resumed_panicking.set(std::thread::panicking());
         let body = self.body.take().expect("a fiber body runs once");
         let value = body()?;
         if self.handle_alive.get() {
@@ -199,6 +204,7 @@ impl FiberCore {
             claimed: Cell::new(None),
             epoch: Cell::new(0),
             unwinding: Cell::new(false),
+            resumed_panicking: Cell::new(false),
             yielder: YielderSlot::new(),
             coroutine: Cell::new(None),
             slab_key: Cell::new(usize::MAX),
@@ -492,10 +498,15 @@ pub(crate) fn yield_now(task: &Rc<dyn Task>) {
 /// A fiber that is unwinding a panic (a destructor that waits, say) must not
 /// suspend: other fibers would then run while the thread counts as
 /// panicking, and every mutex they release would be poisoned. So a
-/// suspension point there fails at once, without yielding.
+/// suspension point there fails at once, without yielding. (Unless the
+/// thread was panicking already when the fiber resumed: a scheduler torn
+/// down by a panic outside the fibers runs them while the thread panics,
+/// and a cancelled fiber that ignores its errors in a loop must still
+/// yield, or the teardown would never end.)
 pub(crate) fn checkpoint(task: &Rc<dyn Task>) -> Result<()> {
-    let unwinding_a_panic = std::thread::panicking();
-    match task.core().cancel_error() {
+    let core = task.core();
+    let unwinding_a_panic = std::thread::panicking() && !core.resumed_panicking.get();
+    match core.cancel_error() {
         Some(e) => {
             if !unwinding_a_panic {
                 yield_now(task);
@@ -515,6 +526,7 @@ fn suspend(task: &Rc<dyn Task>) {
     core.state.set(State::Suspended);
     let on_own_stack = core.sched.upgrade().is_some_and(|s| s.is_running(task));
     core.yielder.suspend(on_own_stack);
+    core.resumed_panicking.set(std::thread::panicking());
 }
 
 /// Every later wake-up refers to a new wait.
