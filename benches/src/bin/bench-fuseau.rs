@@ -1,0 +1,129 @@
+//! fuseau's side of the suite: fibers on `fuseau_tokio::main` (a
+//! current-thread Tokio runtime with a `LocalSet`). See `benches/README.md`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use fuseau_bench::{ns_per, report, report_w1, report_w4, Args, W1_ROUNDS};
+use fuseau_tokio::{await_future, spawn, yield_now, Chan, Error, ErrorKind, Result};
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    fuseau_tokio::main(move || match args.workload.as_str() {
+        "W1" => w1(args.param(0)),
+        "W2" => w2(args.param(0)),
+        "W3" => w3(args.param(0) as usize, args.param(1)),
+        "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
+        "W7" => w7(args.param(0)),
+        "W7o" => w7o(args.param(0)),
+        other => Err(Error::from(format!("unknown workload {other}"))),
+    })
+}
+
+/// Spawn `n` fibers, then join them all.
+fn w1(n: u64) -> Result<()> {
+    let mut rounds = Vec::new();
+    for _ in 0..W1_ROUNDS {
+        let start = Instant::now();
+        let fibers: Vec<_> = (0..n).map(|i| spawn(move || Ok(i))).collect();
+        let mut sum = 0;
+        for f in fibers {
+            sum += f.join()?;
+        }
+        rounds.push(start.elapsed());
+        black_box(sum);
+    }
+    report_w1(&rounds, n);
+    Ok(())
+}
+
+/// Two fibers yield to each other, `n` yields in all.
+fn w2(n: u64) -> Result<()> {
+    let start = Instant::now();
+    let a = spawn(move || (0..n / 2).try_for_each(|_| yield_now()));
+    let b = spawn(move || (0..n / 2).try_for_each(|_| yield_now()));
+    a.join()?;
+    b.join()?;
+    report(&[("ns_per_yield", ns_per(start.elapsed(), n / 2 * 2))]);
+    Ok(())
+}
+
+/// One producer, one consumer, `n` u64 through a bounded channel.
+fn w3(capacity: usize, n: u64) -> Result<()> {
+    let start = Instant::now();
+    let chan = Chan::bounded(capacity);
+    let tx = chan.clone();
+    let producer = spawn(move || {
+        for i in 0..n {
+            tx.send(i)?;
+        }
+        tx.close();
+        Ok(())
+    });
+    let consumer = spawn(move || {
+        let mut sum = 0u64;
+        loop {
+            match chan.recv() {
+                Ok(x) => sum = sum.wrapping_add(x),
+                Err(e) if e.kind() == ErrorKind::Closed => return Ok(sum),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    producer.join()?;
+    let sum = consumer.join()?;
+    report(&[("ns_per_msg", ns_per(start.elapsed(), n))]);
+    assert_eq!(sum, n * (n - 1) / 2);
+    Ok(())
+}
+
+/// `n` fibers each sleep once for `d`.
+fn w4(n: u64, d: Duration) -> Result<()> {
+    let start = Instant::now();
+    let fibers: Vec<_> = (0..n)
+        .map(|_| spawn(move || fuseau_tokio::sleep(d)))
+        .collect();
+    for f in fibers {
+        f.join()?;
+    }
+    report_w4(start.elapsed(), d);
+    Ok(())
+}
+
+/// A fiber awaits `tokio::task::yield_now()` `n` times: a Tokio future that
+/// is pending once and completes after one wake.
+fn w7(n: u64) -> Result<()> {
+    let start = Instant::now();
+    for _ in 0..n {
+        await_future(tokio::task::yield_now())?;
+    }
+    report(&[("ns_per_await", ns_per(start.elapsed(), n))]);
+    Ok(())
+}
+
+/// A fiber sends a oneshot sender to a Tokio task, which completes it;
+/// the fiber awaits the oneshot, `n` times.
+fn w7o(n: u64) -> Result<()> {
+    let (req_tx, mut req_rx) =
+        tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<u64>>();
+    let server = tokio::task::spawn_local(async move {
+        let mut i = 0;
+        while let Some(reply) = req_rx.recv().await {
+            let _ = reply.send(i);
+            i += 1;
+        }
+    });
+    let start = Instant::now();
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        req_tx.send(tx).map_err(|_| Error::from("server gone"))?;
+        sum += await_future(rx)?.map_err(|_| Error::from("no reply"))?;
+    }
+    let elapsed = start.elapsed();
+    drop(req_tx);
+    await_future(server)?.map_err(|_| Error::from("server panicked"))?;
+    black_box(sum);
+    report(&[("ns_per_await", ns_per(elapsed, n))]);
+    Ok(())
+}

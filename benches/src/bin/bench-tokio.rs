@@ -1,0 +1,132 @@
+//! Tokio's side of the suite: a current-thread runtime with a `LocalSet`
+//! and `spawn_local` tasks, the fair single-thread peer of fuseau. See
+//! `benches/README.md`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use fuseau_bench::{ns_per, report, report_w1, report_w4, Args, W1_ROUNDS};
+use tokio::task::{spawn_local, yield_now, LocalSet};
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    LocalSet::new().block_on(&runtime, async move {
+        match args.workload.as_str() {
+            "W1" => w1(args.param(0)).await,
+            "W2" => w2(args.param(0)).await,
+            "W3" => w3(args.param(0) as usize, args.param(1)).await,
+            "W4" => w4(args.param(0), Duration::from_millis(args.param(1))).await,
+            "W7" => w7(args.param(0)).await,
+            "W7o" => w7o(args.param(0)).await,
+            other => panic!("unknown workload {other}"),
+        }
+    });
+}
+
+/// Spawn `n` tasks, then join them all.
+async fn w1(n: u64) {
+    let mut rounds = Vec::new();
+    for _ in 0..W1_ROUNDS {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..n).map(|i| spawn_local(async move { i })).collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.expect("task");
+        }
+        rounds.push(start.elapsed());
+        black_box(sum);
+    }
+    report_w1(&rounds, n);
+}
+
+/// Two tasks yield to each other, `n` yields in all.
+async fn w2(n: u64) {
+    let start = Instant::now();
+    let task = move || async move {
+        for _ in 0..n / 2 {
+            yield_now().await;
+        }
+    };
+    let a = spawn_local(task());
+    let b = spawn_local(task());
+    a.await.expect("a");
+    b.await.expect("b");
+    report(&[("ns_per_yield", ns_per(start.elapsed(), n / 2 * 2))]);
+}
+
+/// One producer, one consumer, `n` u64 through a bounded channel.
+async fn w3(capacity: usize, n: u64) {
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(capacity);
+    let producer = spawn_local(async move {
+        for i in 0..n {
+            tx.send(i).await.expect("send");
+        }
+    });
+    let consumer = spawn_local(async move {
+        let mut sum = 0u64;
+        while let Some(x) = rx.recv().await {
+            sum = sum.wrapping_add(x);
+        }
+        sum
+    });
+    producer.await.expect("producer");
+    let sum = consumer.await.expect("consumer");
+    report(&[("ns_per_msg", ns_per(start.elapsed(), n))]);
+    assert_eq!(sum, n * (n - 1) / 2);
+}
+
+/// `n` tasks each sleep once for `d`.
+async fn w4(n: u64, d: Duration) {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n).map(|_| spawn_local(tokio::time::sleep(d))).collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    report_w4(start.elapsed(), d);
+}
+
+/// A task awaits `tokio::task::yield_now()` `n` times.
+async fn w7(n: u64) {
+    let task = spawn_local(async move {
+        let start = Instant::now();
+        for _ in 0..n {
+            yield_now().await;
+        }
+        start.elapsed()
+    });
+    let elapsed = task.await.expect("task");
+    report(&[("ns_per_await", ns_per(elapsed, n))]);
+}
+
+/// A task sends a oneshot sender to another task, which completes it; the
+/// first awaits the oneshot, `n` times.
+async fn w7o(n: u64) {
+    let (req_tx, mut req_rx) =
+        tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<u64>>();
+    let server = spawn_local(async move {
+        let mut i = 0;
+        while let Some(reply) = req_rx.recv().await {
+            let _ = reply.send(i);
+            i += 1;
+        }
+    });
+    let client = spawn_local(async move {
+        let start = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..n {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            req_tx.send(tx).expect("server gone");
+            sum += rx.await.expect("no reply");
+        }
+        black_box(sum);
+        start.elapsed()
+    });
+    let elapsed = client.await.expect("client");
+    server.await.expect("server");
+    report(&[("ns_per_await", ns_per(elapsed, n))]);
+}
