@@ -93,7 +93,16 @@ pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'st
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, run_with(config, f))
+    // The driver runs as a task of the LocalSet, not as its main future: a
+    // wake-up from another local task (a Tokio future a fiber awaits) then
+    // schedules it within the same LocalSet tick, instead of making Tokio
+    // leave `run_until` and poll its I/O driver first (measured: about 3×
+    // faster `await_future` round trips, benches W7o).
+    local.block_on(&runtime, async move {
+        tokio::task::spawn_local(run_with(config, f))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    })
 }
 
 /// The `async` form of [`main`], for code already inside a Tokio runtime:
@@ -107,6 +116,11 @@ pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'st
 /// neither replaces nor shuts down the runtime, and may be run several
 /// times, or several at once, on one thread. Dropping the future before it
 /// is done disposes of the scheduler: every fiber is cancelled and unwound.
+///
+/// For the lowest latency between fibers and Tokio tasks, run it as a
+/// `spawn_local` task of the `LocalSet` (as [`main`] does) rather than as
+/// the `LocalSet`'s main future: wake-ups from other local tasks then reach
+/// it without a turn of Tokio's I/O driver.
 ///
 /// # Errors
 ///
