@@ -6,51 +6,15 @@ mod common;
 
 use std::io::{self, BufRead, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 
-use common::{localhost, ms};
+use common::{drain, fill, localhost, ms, socket_pair};
 use fuseau_tokio::iostream::{self, In, Out};
 use fuseau_tokio::net::{TcpClient, TcpServer};
 use fuseau_tokio::{
     await_future, ev_future, ev_read, ev_write, io as fio, select, CancelHandle, Error, ErrorKind,
     Event, Result, Wakeup, When,
 };
-
-fn pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    b.set_nonblocking(true).unwrap();
-    (a, b)
-}
-
-/// Writes into `s` (non-blocking) until its buffers are full; returns how
-/// many bytes went in.
-fn fill(mut s: &UnixStream, byte: u8) -> usize {
-    let chunk = [byte; 4096];
-    let mut total = 0;
-    loop {
-        match s.write(&chunk) {
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-/// Reads everything `s` (non-blocking) has now.
-fn drain(mut s: &UnixStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return out,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
 
 // ------------------------------------------------- Out::shutdown (half-close)
 
@@ -250,7 +214,7 @@ impl Event for Saboteur<'_> {
 #[cfg_attr(miri, ignore)]
 fn an_ev_read_that_loses_a_select_reads_nothing_even_when_ready() {
     bounded::main(|| {
-        let (a, b) = pair();
+        let (a, b) = socket_pair();
         let mut stolen = Vec::new();
         let mut buf = [0u8; 64];
         let mut sent = 0u8;
@@ -285,7 +249,7 @@ fn an_ev_read_that_loses_a_select_reads_nothing_even_when_ready() {
 #[cfg_attr(miri, ignore)]
 fn an_ev_write_that_loses_a_select_writes_nothing_even_when_ready() {
     bounded::main(|| {
-        let (a, b) = pair();
+        let (a, b) = socket_pair();
         let mut filler = fill(&a, 7);
         let mut drained = 0;
         let won = select(vec![
@@ -328,7 +292,7 @@ fn racing_an_ev_read_against_a_future_from_another_thread_loses_no_bytes() {
     bounded::main(|| {
         let mut wins = [0usize; 2];
         for round in 0..ROUNDS {
-            let (a, b) = pair();
+            let (a, b) = socket_pair();
             b.set_nonblocking(false)?;
             let payload: Vec<u8> = (0..16).map(|i| (round * 16 + i) as u8 | 1).collect();
             let p = payload.clone();
@@ -389,7 +353,7 @@ fn racing_an_ev_write_against_a_future_from_another_thread_writes_once_at_most()
     bounded::main(|| {
         let mut wins = [0usize; 2];
         for round in 0..ROUNDS {
-            let (a, b) = pair();
+            let (a, b) = socket_pair();
             let filler = fill(&a, 7);
             let (go_tx, go_rx) = mpsc::channel::<()>();
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -455,7 +419,7 @@ fn fd_io_that_would_wait_outside_a_tokio_runtime_is_an_error() {
     bounded::with_watchdog("fd io outside tokio", bounded::LIMIT, || {
         // The core's scheduler on a plain thread: fibers, but no Tokio.
         fuseau_tokio::block_on(|| {
-            let (a, b) = pair();
+            let (a, b) = socket_pair();
             let mut buf = [0u8; 16];
             let e = fio::read(a.as_fd(), &mut buf).unwrap_err();
             assert_needs_tokio(&e);
@@ -472,7 +436,7 @@ fn fd_io_that_would_wait_outside_a_tokio_runtime_is_an_error() {
             assert_needs_tokio(&e);
             let e = fio::write_once(a.as_fd(), b"more").unwrap_err();
             assert_needs_tokio(&e);
-            let (c, _d) = pair();
+            let (c, _d) = socket_pair();
             let e = select(vec![
                 When::new(ev_read(c.as_fd(), &mut buf), |_| ()),
                 When::new(fuseau_tokio::ev_timeout(ms(10_000)), |()| ()),
@@ -493,7 +457,7 @@ fn fd_io_that_would_wait_outside_a_tokio_runtime_is_an_error() {
 fn fd_io_outside_a_tokio_runtime_does_not_panic_the_fiber() {
     let result = bounded::with_watchdog("fd io outside tokio", bounded::LIMIT, || {
         fuseau::block_on(|| {
-            let (a, _b) = pair();
+            let (a, _b) = socket_pair();
             fio::read(a.as_fd(), &mut [0u8; 4])
         })
     });

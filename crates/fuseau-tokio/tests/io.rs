@@ -5,57 +5,21 @@
 mod bounded;
 mod common;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{hours, ms, Log};
+use common::{drain, fill, hours, ms, socket_pair, Log};
 use fuseau_tokio::{
     ev_read, ev_timeout, ev_write, io as fio, select, AnyFiber, Builder, ErrorKind, When,
 };
-
-fn pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    b.set_nonblocking(true).unwrap();
-    (a, b)
-}
-
-/// Writes into `s` (non-blocking) until its buffers are full; returns how
-/// many bytes went in.
-fn fill(s: &mut UnixStream) -> usize {
-    let chunk = [7u8; 4096];
-    let mut total = 0;
-    loop {
-        match s.write(&chunk) {
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-/// Reads everything `s` (non-blocking) has now.
-fn drain(s: &mut UnixStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return out,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_megabyte_goes_through_a_socketpair_intact() {
     bounded::main(|| {
-        let (a, b) = pair();
+        let (a, b) = socket_pair();
         let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 31 % 251) as u8).collect();
         let expected = data.clone();
         let writer = fuseau_tokio::spawn(move || {
@@ -84,10 +48,10 @@ fn a_megabyte_goes_through_a_socketpair_intact() {
 #[cfg_attr(miri, ignore)]
 fn write_once_writes_what_fits_and_a_closed_peer_is_an_io_error() {
     bounded::main(|| {
-        let (a, mut b) = pair();
+        let (a, b) = socket_pair();
         let n = fio::write_once(a.as_fd(), &vec![1u8; 8 << 20])?;
         assert!(n > 0 && n < 8 << 20, "{n}");
-        assert_eq!(drain(&mut b).len(), n);
+        assert_eq!(drain(&b).len(), n);
         // Empty reads and writes complete at once.
         assert_eq!(fio::read(a.as_fd(), &mut [])?, 0);
         assert_eq!(fio::write_once(a.as_fd(), &[])?, 0);
@@ -111,7 +75,7 @@ fn write_once_writes_what_fits_and_a_closed_peer_is_an_io_error() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn outside_a_fiber_fd_io_is_not_in_fiber() {
-    let (a, _b) = pair();
+    let (a, _b) = socket_pair();
     let e = fio::read(a.as_fd(), &mut [0; 4]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotInFiber);
     assert!(e.to_string().contains("io::read"), "{e}");
@@ -125,7 +89,7 @@ fn outside_a_fiber_fd_io_is_not_in_fiber() {
 #[cfg_attr(miri, ignore)]
 fn read_cancelled_before_the_call_reads_nothing() {
     bounded::main(|| {
-        let (a, mut b) = pair();
+        let (a, mut b) = socket_pair();
         b.write_all(b"abc").unwrap();
         let a2 = a.try_clone()?;
         let reader = Builder::new()
@@ -149,7 +113,7 @@ fn read_cancelled_while_waiting_wakes_at_once_and_unregisters() {
     let log = Log::new();
     let l = log.clone();
     bounded::main(move || {
-        let (a, mut b) = pair();
+        let (a, mut b) = socket_pair();
         let a2 = a.try_clone()?;
         let l2 = l.clone();
         let reader = Builder::new()
@@ -184,7 +148,7 @@ fn read_cancelled_while_waiting_wakes_at_once_and_unregisters() {
 #[cfg_attr(miri, ignore)]
 fn read_cancelled_after_it_completed_keeps_its_bytes() {
     bounded::main(|| {
-        let (a, mut b) = pair();
+        let (a, mut b) = socket_pair();
         let reader = Builder::new()
             .propagate_cancel_to_parent(false)
             .spawn(move || {
@@ -207,7 +171,7 @@ fn read_cancelled_after_it_completed_keeps_its_bytes() {
 #[cfg_attr(miri, ignore)]
 fn write_cancelled_before_the_call_writes_nothing() {
     bounded::main(|| {
-        let (a, mut b) = pair();
+        let (a, b) = socket_pair();
         let writer = Builder::new()
             .propagate_cancel_to_parent(false)
             .spawn(move || {
@@ -215,7 +179,7 @@ fn write_cancelled_before_the_call_writes_nothing() {
                 fio::write(a.as_fd(), b"never")
             });
         assert!(writer.join().unwrap_err().is_cancelled());
-        assert_eq!(drain(&mut b), b"", "the cancelled write sent data");
+        assert_eq!(drain(&b), b"", "the cancelled write sent data");
         Ok(())
     })
     .unwrap();
@@ -227,8 +191,8 @@ fn write_cancelled_while_waiting_wakes_at_once_and_writes_nothing_more() {
     let log = Log::new();
     let l = log.clone();
     bounded::main(move || {
-        let (mut a, mut b) = pair();
-        let filled = fill(&mut a);
+        let (a, b) = socket_pair();
+        let filled = fill(&a, 7);
         let l2 = l.clone();
         let writer = Builder::new()
             .propagate_cancel_to_parent(false)
@@ -242,7 +206,7 @@ fn write_cancelled_while_waiting_wakes_at_once_and_writes_nothing_more() {
         l.push("cancel");
         writer.cancel();
         assert!(writer.join().unwrap_err().is_cancelled());
-        let got = drain(&mut b);
+        let got = drain(&b);
         assert_eq!(got.len(), filled, "the cancelled write went through");
         assert!(got.iter().all(|&x| x == 7));
         Ok(())
@@ -255,8 +219,8 @@ fn write_cancelled_while_waiting_wakes_at_once_and_writes_nothing_more() {
 #[cfg_attr(miri, ignore)]
 fn a_write_that_waited_completes_when_the_peer_reads() {
     bounded::main(|| {
-        let (mut a, mut b) = pair();
-        let filled = fill(&mut a);
+        let (a, b) = socket_pair();
+        let filled = fill(&a, 7);
         let writer = fuseau_tokio::spawn(move || {
             fio::write(a.as_fd(), b"tail")?;
             AnyFiber::current().cancel();
@@ -268,7 +232,7 @@ fn a_write_that_waited_completes_when_the_peer_reads() {
         let mut got = Vec::new();
         while got.len() < filled + 4 {
             fuseau_tokio::sleep(ms(1))?;
-            got.extend(drain(&mut b));
+            got.extend(drain(&b));
         }
         writer.join()?;
         assert_eq!(got.len(), filled + 4);
@@ -284,7 +248,7 @@ fn a_write_that_waited_completes_when_the_peer_reads() {
 #[cfg_attr(miri, ignore)]
 fn select_over_ev_read_and_ev_timeout() {
     bounded::main(|| {
-        let (a, mut b) = pair();
+        let (a, mut b) = socket_pair();
         let mut buf = [0u8; 16];
         // Nothing to read: the timeout wins, as an error.
         let e = select(vec![
@@ -327,8 +291,8 @@ fn select_over_ev_read_and_ev_timeout() {
 #[cfg_attr(miri, ignore)]
 fn select_reads_from_whichever_socket_is_ready_first() {
     bounded::main(|| {
-        let (a1, b1) = pair();
-        let (a2, b2) = pair();
+        let (a1, b1) = socket_pair();
+        let (a2, b2) = socket_pair();
         let writer = fuseau_tokio::spawn(move || {
             fuseau_tokio::sleep(ms(2))?;
             fio::write(b2.as_fd(), b"second socket")?;
@@ -362,8 +326,8 @@ fn select_reads_from_whichever_socket_is_ready_first() {
 #[cfg_attr(miri, ignore)]
 fn select_over_ev_write_waits_for_room() {
     bounded::main(|| {
-        let (mut a, b) = pair();
-        let filled = fill(&mut a);
+        let (a, b) = socket_pair();
+        let filled = fill(&a, 7);
         // Full: the write cannot go, the timeout wins and nothing is sent.
         let e = select(vec![
             When::new(ev_write(a.as_fd(), b"more"), |n| n),
@@ -406,7 +370,7 @@ fn a_reader_and_a_writer_wait_on_the_same_descriptor_at_once() {
     // Full duplex on one socket: one fiber waits to read from `a` while
     // another waits to write to it; both waits register `a`.
     let got = bounded::main(|| {
-        let (a, b) = pair();
+        let (a, b) = socket_pair();
         let a = Rc::new(a);
         let a2 = a.clone();
         let reader = fuseau_tokio::spawn(move || {
@@ -442,7 +406,7 @@ fn a_reader_and_a_writer_wait_on_the_same_descriptor_at_once() {
 #[cfg_attr(miri, ignore)]
 fn fd_io_works_on_the_descriptor_of_a_tokio_socket() {
     bounded::main(|| {
-        let (a, b) = pair();
+        let (a, b) = socket_pair();
         let a = tokio::net::UnixStream::from_std(a)?;
         let writer = fuseau_tokio::spawn(move || {
             fuseau_tokio::sleep(ms(2))?;

@@ -115,3 +115,44 @@ pub fn echo(
         input.consume(n);
     }
 }
+
+/// A connected pair of non-blocking Unix-domain sockets.
+pub fn socket_pair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
+
+/// Writes `byte`s into the non-blocking `s` until its buffers are full;
+/// returns how many bytes went in.
+pub fn fill(mut s: &std::os::unix::net::UnixStream, byte: u8) -> usize {
+    use std::io::Write;
+    let chunk = [byte; 4096];
+    let mut total = 0;
+    loop {
+        match s.write(&chunk) {
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return total,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Reads everything the non-blocking `s` has now.
+pub fn drain(mut s: &std::os::unix::net::UnixStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return out,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
