@@ -8,8 +8,9 @@
 use std::marker::PhantomData;
 
 use fuseau::{
-    AnyFiber, Builder, CancelHandle, Config, Error, ErrorKind, Fiber, FiberId, FiberLocal,
-    Iteration, Scheduler, SchedulerHandle, Wakeup,
+    AnyFiber, BufPool, Builder, CancelHandle, Chan, Config, Error, ErrorKind, Fiber, FiberId,
+    FiberLocal, FutureEvent, Iteration, RecvEvent, RemoteFiber, ResourcePool, Scheduler,
+    SchedulerHandle, SendEvent, TimeoutEvent, TryRecvError, TrySendError, Wakeup, When,
 };
 
 struct Probe<T: ?Sized>(PhantomData<T>);
@@ -71,6 +72,17 @@ fn send_and_sync_table() {
         traits_of!(Scheduler),
         traits_of!(Wakeup),
         traits_of!(CancelHandle),
+        traits_of!(RemoteFiber<u32>),
+        traits_of!(BufPool),
+        traits_of!(TimeoutEvent),
+        traits_of!(TryRecvError),
+        traits_of!(TrySendError<u32>),
+        traits_of!(FutureEvent<std::future::Ready<u32>>),
+        traits_of!(Chan<u32>),
+        traits_of!(SendEvent<u32>),
+        traits_of!(RecvEvent<u32>),
+        traits_of!(ResourcePool<u32>),
+        traits_of!(When<'static, u32>),
     ];
     let expected = [
         ("Error", true, true),
@@ -91,6 +103,21 @@ fn send_and_sync_table() {
         ("Scheduler", false, false),
         ("Wakeup", false, false),
         ("CancelHandle", false, false),
+        // Cross-thread by design.
+        ("RemoteFiber<u32>", true, true),
+        ("BufPool", true, true),
+        // Plain data.
+        ("TimeoutEvent", true, true),
+        ("TryRecvError", true, true),
+        ("TrySendError<u32>", true, true),
+        // As `Send` as the future it holds; it only ever runs on its fiber.
+        ("FutureEvent<std::future::Ready<u32>>", true, true),
+        // Thread-bound: channels and pools of one scheduler's fibers.
+        ("Chan<u32>", false, false),
+        ("SendEvent<u32>", false, false),
+        ("RecvEvent<u32>", false, false),
+        ("ResourcePool<u32>", false, false),
+        ("When<'static, u32>", false, false),
     ];
     assert_eq!(actual, expected);
 }
