@@ -10,7 +10,7 @@
 //!
 //! Every read and write that waits is a cancellation point. Cancellation
 //! comes out as an [`io::Error`] of kind [`Other`](io::ErrorKind::Other)
-//! wrapping the fiber's [`Error`] (never `Interrupted`, which `read_exact`
+//! wrapping the fiber's [`Error`](fuseau::Error) (never `Interrupted`, which `read_exact`
 //! and `write_all` would retry); `Error::from(io_error)` gives the fiber's
 //! error back, so `?` in a fiber body passes it up unchanged.
 //!

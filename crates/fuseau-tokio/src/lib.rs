@@ -43,7 +43,67 @@
 //! A child's failure cancels its parent unless it opted out with
 //! [`Builder::propagate_cancel_to_parent`]; see the [`fuseau`] crate docs
 //! for the rules of structure, cancellation and scheduling, which apply
-//! unchanged here.
+//! unchanged here, and [`fuseau::guide`] for every cancellation point.
+//!
+//! ## Fibers and futures
+//!
+//! A fiber waits on any future with [`await_future`] (Tokio's sockets,
+//! timers, channels, `JoinHandle`s, other crates' futures); Tokio code waits
+//! on a fiber with [`spawn_as_future`] (or, from other threads,
+//! [`spawn_as_future_from_anywhere`]). Cancelling the fiber drops the future
+//! it awaits; dropping a [`FiberFuture`] cancels its fiber.
+//!
+//! ```
+//! fuseau_tokio::main(|| {
+//!     let (tx, rx) = tokio::sync::oneshot::channel();
+//!     // A Tokio task that awaits a fiber…
+//!     let task = tokio::task::spawn_local(async move {
+//!         let n = fuseau_tokio::spawn_as_future(|| Ok(40)).await?;
+//!         tx.send(n + 2).unwrap();
+//!         Ok::<_, fuseau_tokio::Error>(())
+//!     });
+//!     // …and a fiber that awaits Tokio futures, in direct style.
+//!     assert_eq!(fuseau_tokio::await_future(rx)?.unwrap(), 42);
+//!     fuseau_tokio::await_future(task)?.unwrap()
+//! })?;
+//! # Ok::<(), fuseau_tokio::Error>(())
+//! ```
+//!
+//! ## Synchronous I/O on sockets
+//!
+//! [`iostream::In`] and [`iostream::Out`] implement `std::io::Read`,
+//! `BufRead` and `Write` over Tokio sockets: inside a fiber a read that
+//! would block suspends the fiber, not the thread, so synchronous crates
+//! (serde_json, flate2, csv …) work on network streams. [`net`] has TCP and
+//! Unix-domain servers (a fiber per connection) and clients; [`io`] has
+//! reads and writes on raw non-blocking descriptors, and the events
+//! [`ev_read`] and [`ev_write`] for [`select`].
+//!
+//! ```
+//! use std::io::{BufRead, Write};
+//!
+//! fuseau_tokio::main(|| {
+//!     let server = fuseau_tokio::net::TcpServer::establish(
+//!         "127.0.0.1:0".parse().unwrap(),
+//!         |_peer, input, mut output| {
+//!             // Plain std::io: count the lines, answer once the peer is done.
+//!             let n = input.lines().count();
+//!             writeln!(output, "{n} lines")?;
+//!             output.close()
+//!         },
+//!     )?;
+//!     let reply = fuseau_tokio::net::TcpClient::with_connect(server.local_addr(), |input, output| {
+//!         output.write_all(b"one\ntwo\nthree\n")?;
+//!         output.shutdown()?; // half-close: the server sees end of file
+//!         let mut line = String::new();
+//!         input.read_line(&mut line)?;
+//!         Ok::<_, fuseau_tokio::Error>(line)
+//!     })??;
+//!     assert_eq!(reply, "3 lines\n");
+//!     server.shutdown()
+//! })?;
+//! # Ok::<(), fuseau_tokio::Error>(())
+//! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
