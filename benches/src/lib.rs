@@ -82,3 +82,20 @@ pub fn report_w1(rounds: &[Duration], n: u64) {
 pub fn report_w4(wall: Duration, sleep: Duration) {
     report(&[("wall_ms", ms(wall)), ("overhead_ms", ms(wall) - ms(sleep))]);
 }
+
+/// Checks W9's total (what the sink summed: every value `0..values` plus
+/// one per stage it crossed) and reports messages forwarded per second
+/// across all stages, and ns per forward.
+///
+/// # Panics
+///
+/// If the total is wrong: a value was lost, duplicated or skipped a stage.
+pub fn report_w9(elapsed: Duration, stages: u64, values: u64, total: u64) {
+    let expected = values * (values - 1) / 2 + values * stages;
+    assert_eq!(total, expected, "W9: wrong total");
+    let events = stages * values;
+    report(&[
+        ("events_per_s", events as f64 / elapsed.as_secs_f64()),
+        ("ns_per_event", ns_per(elapsed, events)),
+    ]);
+}

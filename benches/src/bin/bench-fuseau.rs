@@ -4,8 +4,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use fuseau_bench::{ns_per, report, report_w1, report_w4, Args, W1_ROUNDS};
-use fuseau_tokio::{await_future, spawn, yield_now, Chan, Error, ErrorKind, Result};
+use fuseau_bench::{ns_per, report, report_w1, report_w4, report_w9, Args, W1_ROUNDS};
+use fuseau_tokio::{await_future, select, spawn, yield_now, Chan, Error, ErrorKind, Result, When};
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -16,6 +16,7 @@ fn main() -> Result<()> {
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
         "W7" => w7(args.param(0)),
         "W7o" => w7o(args.param(0)),
+        "W9" => w9(args.param(0), args.param(1), args.param(2) as usize),
         other => Err(Error::from(format!("unknown workload {other}"))),
     })
 }
@@ -125,5 +126,77 @@ fn w7o(n: u64) -> Result<()> {
     await_future(server)?.map_err(|_| Error::from("server panicked"))?;
     black_box(sum);
     report(&[("ns_per_await", ns_per(elapsed, n))]);
+    Ok(())
+}
+
+/// Sends `v` on whichever of two channels takes it first, trying `x` first.
+fn send_either(x: &Chan<u64>, y: &Chan<u64>, v: u64) -> Result<()> {
+    select(vec![
+        When::new(x.ev_send(v), |()| ()),
+        When::new(y.ev_send(v), |()| ()),
+    ])
+}
+
+/// Receives from whichever of two channels has a value first, trying `a`
+/// first.
+fn recv_either(a: &Chan<u64>, b: &Chan<u64>) -> Result<u64> {
+    select(vec![
+        When::new(a.ev_recv(), |v| v),
+        When::new(b.ev_recv(), |v| v),
+    ])
+}
+
+/// The channel chain: `stages` fibers, stage `s` reading from either of its
+/// two input channels and writing `v + 1` to either of its two outputs
+/// (the first tried is chosen by the parity of `v`); a source sends
+/// `0..values` into the first pair, a sink sums what leaves the last pair.
+fn w9(stages: u64, values: u64, capacity: usize) -> Result<()> {
+    let start = Instant::now();
+    let pair = || {
+        (
+            Chan::<u64>::bounded(capacity),
+            Chan::<u64>::bounded(capacity),
+        )
+    };
+    let first = pair();
+    let mut inputs = first.clone();
+    let mut fibers = Vec::new();
+    for _ in 0..stages {
+        let outputs = pair();
+        let ((ia, ib), (oa, ob)) = (inputs, outputs.clone());
+        fibers.push(spawn(move || {
+            for _ in 0..values {
+                let v = recv_either(&ia, &ib)?;
+                if v % 2 == 0 {
+                    send_either(&oa, &ob, v + 1)?;
+                } else {
+                    send_either(&ob, &oa, v + 1)?;
+                }
+            }
+            Ok(())
+        }));
+        inputs = outputs;
+    }
+    let source = spawn(move || {
+        let (a, b) = first;
+        (0..values).try_for_each(|v| {
+            if v % 2 == 0 {
+                send_either(&a, &b, v)
+            } else {
+                send_either(&b, &a, v)
+            }
+        })
+    });
+    let (a, b) = inputs;
+    let mut total = 0u64;
+    for _ in 0..values {
+        total += recv_either(&a, &b)?;
+    }
+    let elapsed = start.elapsed();
+    source.join()?;
+    for f in fibers {
+        f.join()?;
+    }
+    report_w9(elapsed, stages, values, total);
     Ok(())
 }

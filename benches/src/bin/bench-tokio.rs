@@ -5,7 +5,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use fuseau_bench::{ns_per, report, report_w1, report_w4, Args, W1_ROUNDS};
+use fuseau_bench::{ns_per, report, report_w1, report_w4, report_w9, Args, W1_ROUNDS};
+use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::task::{spawn_local, yield_now, LocalSet};
 
 fn main() {
@@ -22,6 +23,7 @@ fn main() {
             "W4" => w4(args.param(0), Duration::from_millis(args.param(1))).await,
             "W7" => w7(args.param(0)).await,
             "W7o" => w7o(args.param(0)).await,
+            "W9" => w9(args.param(0), args.param(1), args.param(2) as usize).await,
             other => panic!("unknown workload {other}"),
         }
     });
@@ -129,4 +131,70 @@ async fn w7o(n: u64) {
     let elapsed = client.await.expect("client");
     server.await.expect("server");
     report(&[("ns_per_await", ns_per(elapsed, n))]);
+}
+
+/// Sends `v` on whichever of two channels takes it first, trying `x` first
+/// (`biased`, as fuseau's `select` polls its branches in order). A losing
+/// `send` sends nothing.
+async fn send_either(x: &Sender<u64>, y: &Sender<u64>, v: u64) {
+    tokio::select! {
+        biased;
+        r = x.send(v) => r.expect("send"),
+        r = y.send(v) => r.expect("send"),
+    }
+}
+
+/// Receives from whichever of two channels has a value first, trying `a`
+/// first. A losing `recv` takes nothing.
+async fn recv_either(a: &mut Receiver<u64>, b: &mut Receiver<u64>) -> u64 {
+    tokio::select! {
+        biased;
+        Some(v) = a.recv() => v,
+        Some(v) = b.recv() => v,
+        else => panic!("both inputs closed"),
+    }
+}
+
+/// The channel chain (see `bench-fuseau`'s `w9`): the same topology with
+/// `spawn_local` tasks and `tokio::sync::mpsc` bounded channels.
+async fn w9(stages: u64, values: u64, capacity: usize) {
+    let start = Instant::now();
+    let (first_a, mut rx_a) = tokio::sync::mpsc::channel::<u64>(capacity);
+    let (first_b, mut rx_b) = tokio::sync::mpsc::channel::<u64>(capacity);
+    let mut tasks = Vec::new();
+    for _ in 0..stages {
+        let (oa, next_a) = tokio::sync::mpsc::channel::<u64>(capacity);
+        let (ob, next_b) = tokio::sync::mpsc::channel::<u64>(capacity);
+        let (mut ia, mut ib) = (rx_a, rx_b);
+        tasks.push(spawn_local(async move {
+            for _ in 0..values {
+                let v = recv_either(&mut ia, &mut ib).await;
+                if v % 2 == 0 {
+                    send_either(&oa, &ob, v + 1).await;
+                } else {
+                    send_either(&ob, &oa, v + 1).await;
+                }
+            }
+        }));
+        (rx_a, rx_b) = (next_a, next_b);
+    }
+    let source = spawn_local(async move {
+        for v in 0..values {
+            if v % 2 == 0 {
+                send_either(&first_a, &first_b, v).await;
+            } else {
+                send_either(&first_b, &first_a, v).await;
+            }
+        }
+    });
+    let mut total = 0u64;
+    for _ in 0..values {
+        total += recv_either(&mut rx_a, &mut rx_b).await;
+    }
+    let elapsed = start.elapsed();
+    source.await.expect("source");
+    for t in tasks {
+        t.await.expect("stage");
+    }
+    report_w9(elapsed, stages, values, total);
 }

@@ -61,6 +61,12 @@ const WORKLOADS: &[Workload] = &[
         params: &[200_000],
         systems: &["fuseau", "tokio"],
     },
+    Workload {
+        name: "W9",
+        what: "channel chain: 300 stages, each select-receiving from 2 bounded channels (capacity 4) and select-sending to 2, 3 000 values (900 000 forwards)",
+        params: &[300, 3_000, 4],
+        systems: &["fuseau", "tokio"],
+    },
 ];
 
 struct Options {
