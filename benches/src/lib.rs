@@ -99,3 +99,33 @@ pub fn report_w9(elapsed: Duration, stages: u64, values: u64, total: u64) {
         ("ns_per_event", ns_per(elapsed, events)),
     ]);
 }
+
+/// The process's resident set size in bytes (`/proc/self/statm`, second
+/// field, times the page size).
+///
+/// # Panics
+///
+/// If `/proc/self/statm` cannot be read or parsed.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm: resident pages");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page as u64
+}
+
+/// Reports W5: RSS growth per suspended task, and the time to release
+/// them all per task.
+pub fn report_w5(rss_before: u64, rss_suspended: u64, release: Duration, n: u64) {
+    report(&[
+        (
+            "rss_bytes_per_task",
+            rss_suspended.saturating_sub(rss_before) as f64 / n as f64,
+        ),
+        ("release_ns_per_task", ns_per(release, n)),
+    ]);
+}

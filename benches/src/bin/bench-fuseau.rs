@@ -1,10 +1,14 @@
 //! fuseau's side of the suite: fibers on `fuseau_tokio::main` (a
 //! current-thread Tokio runtime with a `LocalSet`). See `benches/README.md`.
 
+use std::cell::Cell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use fuseau_bench::{ns_per, report, report_w1, report_w4, report_w9, Args, W1_ROUNDS};
+use fuseau_bench::{
+    ns_per, report, report_w1, report_w4, report_w5, report_w9, rss_bytes, Args, W1_ROUNDS,
+};
 use fuseau_tokio::{await_future, select, spawn, yield_now, Chan, Error, ErrorKind, Result, When};
 
 fn main() -> Result<()> {
@@ -14,6 +18,7 @@ fn main() -> Result<()> {
         "W2" => w2(args.param(0)),
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
+        "W5" | "W5x" => w5(args.param(0)),
         "W7" => w7(args.param(0)),
         "W7o" => w7o(args.param(0)),
         "W9" => w9(args.param(0), args.param(1), args.param(2) as usize),
@@ -88,6 +93,41 @@ fn w4(n: u64, d: Duration) -> Result<()> {
         f.join()?;
     }
     report_w4(start.elapsed(), d);
+    Ok(())
+}
+
+/// `n` fibers each blocked in `recv` on a channel of its own: RSS growth
+/// per fiber, then the time to close every channel and join every fiber.
+fn w5(n: u64) -> Result<()> {
+    let before = rss_bytes();
+    let started = Rc::new(Cell::new(0u64));
+    let mut chans = Vec::with_capacity(n as usize);
+    let mut fibers = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let chan = Chan::<u64>::new();
+        let (c, started) = (chan.clone(), started.clone());
+        fibers.push(spawn(move || {
+            started.set(started.get() + 1);
+            match c.recv() {
+                Err(e) if e.kind() == ErrorKind::Closed => Ok(()),
+                other => Err(Error::from(format!("expected Closed, got {other:?}"))),
+            }
+        }));
+        chans.push(chan);
+    }
+    while started.get() < n {
+        yield_now()?;
+    }
+    let suspended = rss_bytes();
+    let start = Instant::now();
+    for c in &chans {
+        c.close();
+    }
+    for f in fibers {
+        f.join()?;
+    }
+    drop(chans);
+    report_w5(before, suspended, start.elapsed(), n);
     Ok(())
 }
 

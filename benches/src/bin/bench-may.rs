@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fuseau_bench::{ns_per, report, report_w1, report_w4, Args, W1_ROUNDS};
+use fuseau_bench::{ns_per, report, report_w1, report_w4, report_w5, rss_bytes, Args, W1_ROUNDS};
 use may::coroutine::yield_now;
 use may::go;
 
@@ -27,6 +27,7 @@ fn main() {
         "W2" => w2(args.param(0)),
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
+        "W5" | "W5x" => w5(args.param(0)),
         other => panic!("unknown workload {other}"),
     });
     main.join().expect("the benchmark coroutine panicked");
@@ -95,4 +96,36 @@ fn w4(n: u64, d: Duration) {
         h.join().expect("coroutine");
     }
     report_w4(start.elapsed(), d);
+}
+
+/// `n` coroutines each blocked in `recv` on a channel of its own: RSS
+/// growth per coroutine, then the time to drop every sender and join every
+/// coroutine.
+fn w5(n: u64) {
+    let before = rss_bytes();
+    // Each coroutine reports on this channel that it started. (A `yield_now`
+    // loop polling a counter, as on the other systems, never finished here:
+    // 20 s of CPU with n = 1 000.)
+    let (started_tx, started_rx) = may::sync::mpsc::channel::<()>();
+    let mut senders = Vec::with_capacity(n as usize);
+    let mut handles = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (tx, rx) = may::sync::mpsc::channel::<u64>();
+        let started = started_tx.clone();
+        handles.push(go!(move || {
+            started.send(()).expect("started");
+            assert!(rx.recv().is_err(), "expected the channel closed");
+        }));
+        senders.push(tx);
+    }
+    for _ in 0..n {
+        started_rx.recv().expect("started");
+    }
+    let suspended = rss_bytes();
+    let start = Instant::now();
+    drop(senders);
+    for h in handles {
+        h.join().expect("coroutine");
+    }
+    report_w5(before, suspended, start.elapsed(), n);
 }

@@ -2,10 +2,14 @@
 //! and `spawn_local` tasks, the fair single-thread peer of fuseau. See
 //! `benches/README.md`.
 
+use std::cell::Cell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use fuseau_bench::{ns_per, report, report_w1, report_w4, report_w9, Args, W1_ROUNDS};
+use fuseau_bench::{
+    ns_per, report, report_w1, report_w4, report_w5, report_w9, rss_bytes, Args, W1_ROUNDS,
+};
 use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::task::{spawn_local, yield_now, LocalSet};
 
@@ -21,6 +25,7 @@ fn main() {
             "W2" => w2(args.param(0)).await,
             "W3" => w3(args.param(0) as usize, args.param(1)).await,
             "W4" => w4(args.param(0), Duration::from_millis(args.param(1))).await,
+            "W5" | "W5x" => w5(args.param(0)).await,
             "W7" => w7(args.param(0)).await,
             "W7o" => w7o(args.param(0)).await,
             "W9" => w9(args.param(0), args.param(1), args.param(2) as usize).await,
@@ -90,6 +95,34 @@ async fn w4(n: u64, d: Duration) {
         t.await.expect("task");
     }
     report_w4(start.elapsed(), d);
+}
+
+/// `n` tasks each blocked in `recv` on a channel of its own: RSS growth per
+/// task, then the time to drop every sender and await every task.
+async fn w5(n: u64) {
+    let before = rss_bytes();
+    let started = Rc::new(Cell::new(0u64));
+    let mut senders = Vec::with_capacity(n as usize);
+    let mut tasks = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let started = started.clone();
+        tasks.push(spawn_local(async move {
+            started.set(started.get() + 1);
+            assert!(rx.recv().await.is_none(), "expected the channel closed");
+        }));
+        senders.push(tx);
+    }
+    while started.get() < n {
+        yield_now().await;
+    }
+    let suspended = rss_bytes();
+    let start = Instant::now();
+    drop(senders);
+    for t in tasks {
+        t.await.expect("task");
+    }
+    report_w5(before, suspended, start.elapsed(), n);
 }
 
 /// A task awaits `tokio::task::yield_now()` `n` times.

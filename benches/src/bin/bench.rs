@@ -50,6 +50,18 @@ const WORKLOADS: &[Workload] = &[
         systems: ALL,
     },
     Workload {
+        name: "W5",
+        what: "30 000 tasks each suspended in recv on a channel of its own: RSS bytes per task, then close/drop every sender and join all (release ns per task)",
+        params: &[30_000],
+        systems: ALL,
+    },
+    Workload {
+        name: "W5x",
+        what: "W5 with 100 000 tasks (past the default vm.max_map_count for systems with a guarded mmap per stack)",
+        params: &[100_000],
+        systems: ALL,
+    },
+    Workload {
         name: "W7",
         what: "await a Tokio future pending once (tokio::task::yield_now), 200 000 times: fiber vs Tokio task",
         params: &[200_000],
