@@ -11,7 +11,7 @@ use fuseau::{
     Fiber, RemoteFiber, Result, SchedulerHandle,
 };
 
-use crate::runtime::current_scheduler;
+use crate::runtime::{current_scheduler, require_fiber};
 
 /// Waits, from a fiber, for `future` to complete, and returns its output.
 ///
@@ -44,12 +44,7 @@ use crate::runtime::current_scheduler;
 /// # Ok::<(), fuseau_tokio::Error>(())
 /// ```
 pub fn await_future<F: Future>(future: F) -> Result<F::Output> {
-    if AnyFiber::try_current().is_err() {
-        return Err(Error::new(
-            ErrorKind::NotInFiber,
-            "fuseau_tokio::await_future must be called from inside a fiber",
-        ));
-    }
+    require_fiber("fuseau_tokio::await_future")?;
     await_event(ev_future(future))
 }
 

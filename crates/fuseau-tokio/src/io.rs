@@ -27,9 +27,11 @@ use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::task::{Context, Poll, Waker};
 
-use fuseau::{await_event, AnyFiber, CancelHandle, Error, ErrorKind, Event, Result, Wakeup};
+use fuseau::{await_event, CancelHandle, Error, Event, Result, Wakeup};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+use crate::runtime::require_fiber;
 
 /// Reads at most `buf.len()` bytes from `fd` into `buf`, suspending the
 /// fiber until `fd` is readable. Returns how many bytes were read; `0` at
@@ -64,7 +66,7 @@ use tokio::io::Interest;
 /// # Ok::<(), fuseau_tokio::Error>(())
 /// ```
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
-    in_fiber("fuseau_tokio::io::read")?;
+    require_fiber("fuseau_tokio::io::read")?;
     await_event(ev_read(fd, buf))
 }
 
@@ -81,7 +83,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
 /// As [`read`]; writing to a socket whose peer is gone gives a
 /// `BrokenPipe` or `ConnectionReset` [`Io`](ErrorKind::Io) error.
 pub fn write_once(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize> {
-    in_fiber("fuseau_tokio::io::write_once")?;
+    require_fiber("fuseau_tokio::io::write_once")?;
     await_event(ev_write(fd, buf))
 }
 
@@ -97,7 +99,7 @@ pub fn write_once(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize> {
 /// As [`write_once`]; a write that makes no progress (`Ok(0)`) is a
 /// `WriteZero` [`Io`](ErrorKind::Io) error.
 pub fn write(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
-    in_fiber("fuseau_tokio::io::write")?;
+    require_fiber("fuseau_tokio::io::write")?;
     while !buf.is_empty() {
         let n = await_event(ev_write(fd, buf))?;
         if n == 0 {
@@ -106,15 +108,6 @@ pub fn write(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
         buf = &buf[n..];
     }
     Ok(())
-}
-
-fn in_fiber(call: &str) -> Result<()> {
-    AnyFiber::try_current().map(drop).map_err(|_| {
-        Error::new(
-            ErrorKind::NotInFiber,
-            format!("{call} must be called from inside a fiber"),
-        )
-    })
 }
 
 /// An event that reads into `buf` from the non-blocking `fd` once it is

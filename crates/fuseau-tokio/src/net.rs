@@ -23,6 +23,7 @@ use tokio::net::{TcpSocket, TcpStream, UnixListener, UnixStream};
 
 use crate::future::await_future;
 use crate::iostream::{self, In, Out};
+use crate::runtime::require_fiber;
 
 type Report = Rc<dyn Fn(&str, &Error)>;
 
@@ -150,15 +151,6 @@ impl fmt::Debug for ServerBuilder {
             .field("nodelay", &self.nodelay)
             .finish_non_exhaustive()
     }
-}
-
-fn require_fiber(call: &str) -> Result<()> {
-    fuseau::AnyFiber::try_current().map(drop).map_err(|_| {
-        Error::new(
-            ErrorKind::NotInFiber,
-            format!("{call} must be called from inside a fiber"),
-        )
-    })
 }
 
 /// Spawns the acceptor fiber: it accepts with `accept` and spawns a

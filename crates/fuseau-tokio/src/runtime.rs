@@ -262,3 +262,13 @@ pub(crate) fn current_scheduler() -> Option<Scheduler> {
         .ok()
         .or_else(|| RUNNING.with(|r| r.borrow().last().cloned()))
 }
+
+/// `Err(NotInFiber)` naming `call`, unless a fiber is running.
+pub(crate) fn require_fiber(call: &str) -> Result<()> {
+    fuseau::AnyFiber::try_current().map(drop).map_err(|_| {
+        fuseau::Error::new(
+            fuseau::ErrorKind::NotInFiber,
+            format!("{call} must be called from inside a fiber"),
+        )
+    })
+}
