@@ -314,6 +314,15 @@ impl SchedInner {
         }
     }
 
+    /// Finishes a fiber whose body will never run, with `error`. Dropping
+    /// the body runs user code: a panic there becomes the fiber's error
+    /// instead of unwinding through the scheduler.
+    fn never_run(&self, task: &Rc<dyn Task>, error: Error) {
+        let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
+        let error = dropped.map_or_else(Error::from_panic, |()| error);
+        task::body_finished(self, task, Err(error));
+    }
+
     /// Runs `task` until it suspends or its body returns.
     fn resume(&self, task: Rc<dyn Task>) {
         let core = task.core();
@@ -323,9 +332,7 @@ impl SchedInner {
             State::NotStarted => {
                 if let Some(e) = core.cancel_error() {
                     // Cancelled before it ever ran: the body never runs.
-                    let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
-                    let e = dropped.map_or_else(Error::from_panic, |()| e);
-                    task::body_finished(self, &task, Err(e));
+                    self.never_run(&task, e);
                     return;
                 }
                 let stack = self.stacks.borrow_mut().take(core.stack_size);
@@ -338,11 +345,7 @@ impl SchedInner {
                             })));
                     }
                     Err(e) => {
-                        // Dropping the body runs user code: a panic there
-                        // must not unwind through the scheduler.
-                        let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
-                        let e = dropped.map_or_else(Error::from_panic, |()| e);
-                        task::body_finished(self, &task, Err(e));
+                        self.never_run(&task, e);
                         return;
                     }
                 }
@@ -447,9 +450,7 @@ impl SchedInner {
             .unwrap_or_else(|| Error::new(ErrorKind::Cancelled, "the scheduler was disposed of"));
         match core.state.get() {
             State::NotStarted => {
-                let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
-                let error = dropped.map_or_else(Error::from_panic, |()| error);
-                task::body_finished(self, task, Err(error));
+                self.never_run(task, error);
             }
             State::Suspended => {
                 core.unwinding.set(true);
