@@ -13,12 +13,12 @@ use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use common::{echo, localhost, ms};
+use common::{echo, full_listener, localhost, ms};
 use fuseau_tokio::iostream::{self, In, Out};
 use fuseau_tokio::net::{ServerBuilder, TcpClient, TcpServer, UnixClient, UnixServer};
 use fuseau_tokio::{await_future, io as fio, AnyFiber, Builder, Error, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -106,17 +106,8 @@ fn connect_cancellations() -> Result<()> {
     });
     assert!(client.join().unwrap_err().is_cancelled());
     // While connecting: to a listener whose accept queue is full.
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(localhost())?;
-    let listener = socket.listen(1)?;
+    let (listener, _held) = full_listener()?;
     let addr = listener.local_addr()?;
-    let mut held = Vec::new();
-    for _ in 0..16 {
-        match await_future(tokio::time::timeout(ms(200), TcpStream::connect(addr)))? {
-            Ok(stream) => held.push(stream?),
-            Err(_) => break,
-        }
-    }
     let client = Builder::new()
         .propagate_cancel_to_parent(false)
         .spawn(move || TcpClient::with_connect(addr, |_, _| ()));

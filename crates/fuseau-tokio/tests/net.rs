@@ -11,12 +11,12 @@ use std::io::{self, BufRead, Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{echo, localhost, ms, DropCounter, Log};
+use common::{echo, full_listener, localhost, ms, DropCounter, Log};
 use fuseau_tokio::iostream;
 use fuseau_tokio::net::{ServerBuilder, TcpClient, TcpServer, UnixClient, UnixServer};
 use fuseau_tokio::{await_future, AnyFiber, Builder, Error, ErrorKind, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 fn echo_server() -> Result<TcpServer> {
     TcpServer::establish(localhost(), |_peer, input, output| echo(input, output))
@@ -466,24 +466,6 @@ fn unix_server_and_clients() {
 }
 
 // --------------------------------------------- with_connect and cancellation
-
-/// A listener whose accept queue is full, so that connecting to it hangs
-/// (Linux drops the SYN). Returns the listener and the connections that
-/// filled it (keep them alive).
-fn full_listener() -> Result<(tokio::net::TcpListener, Vec<TcpStream>)> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(localhost())?;
-    let listener = socket.listen(1)?;
-    let addr = listener.local_addr()?;
-    let mut held = Vec::new();
-    for _ in 0..16 {
-        match await_future(tokio::time::timeout(ms(200), TcpStream::connect(addr)))? {
-            Ok(stream) => held.push(stream?),
-            Err(_elapsed) => return Ok((listener, held)),
-        }
-    }
-    panic!("could not fill the accept queue");
-}
 
 #[test]
 #[cfg_attr(miri, ignore)]

@@ -156,3 +156,25 @@ pub fn drain(mut s: &std::os::unix::net::UnixStream) -> Vec<u8> {
         }
     }
 }
+
+/// A listener whose accept queue is full, so that connecting to it hangs
+/// (Linux drops the SYN). Returns the listener and the connections that
+/// filled it (keep them alive).
+pub fn full_listener() -> fuseau_tokio::Result<(tokio::net::TcpListener, Vec<tokio::net::TcpStream>)>
+{
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(localhost())?;
+    let listener = socket.listen(1)?;
+    let addr = listener.local_addr()?;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match fuseau_tokio::await_future(tokio::time::timeout(
+            ms(200),
+            tokio::net::TcpStream::connect(addr),
+        ))? {
+            Ok(stream) => held.push(stream?),
+            Err(_elapsed) => return Ok((listener, held)),
+        }
+    }
+    panic!("could not fill the accept queue");
+}
