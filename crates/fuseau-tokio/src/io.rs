@@ -44,8 +44,8 @@ use crate::runtime::require_fiber;
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Io`] for system errors (see the module docs), the fiber's
-/// cancellation, [`ErrorKind::NotInFiber`] outside a fiber.
+/// [`ErrorKind::Io`](fuseau::ErrorKind::Io) for system errors (see the module docs), the fiber's
+/// cancellation, [`ErrorKind::NotInFiber`](fuseau::ErrorKind::NotInFiber) outside a fiber.
 ///
 /// # Examples
 ///
@@ -81,7 +81,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
 /// # Errors
 ///
 /// As [`read`]; writing to a socket whose peer is gone gives a
-/// `BrokenPipe` or `ConnectionReset` [`Io`](ErrorKind::Io) error.
+/// `BrokenPipe` or `ConnectionReset` [`Io`](fuseau::ErrorKind::Io) error.
 pub fn write_once(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize> {
     require_fiber("fuseau_tokio::io::write_once")?;
     await_event(ev_write(fd, buf))
@@ -97,7 +97,7 @@ pub fn write_once(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize> {
 /// # Errors
 ///
 /// As [`write_once`]; a write that makes no progress (`Ok(0)`) is a
-/// `WriteZero` [`Io`](ErrorKind::Io) error.
+/// `WriteZero` [`Io`](fuseau::ErrorKind::Io) error.
 pub fn write(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
     require_fiber("fuseau_tokio::io::write")?;
     while !buf.is_empty() {
