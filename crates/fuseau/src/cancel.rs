@@ -4,6 +4,7 @@
 //! and the crate docs): cooperative, delivered at suspension points, sticky.
 
 use std::fmt;
+use std::rc::Weak;
 
 use crate::error::Error;
 use crate::scheduler::current_task;
@@ -26,26 +27,58 @@ use crate::task::FiberCore;
 /// ```
 #[must_use = "dropping a CancelHandle does not cancel; call .cancel()"]
 pub struct CancelHandle {
-    cancel: Option<Box<dyn FnOnce()>>,
+    undo: Undo,
+}
+
+/// What a [`CancelHandle`] undoes.
+enum Undo {
+    Nothing,
+    Closure(Box<dyn FnOnce()>),
+    /// `Unregister::unregister(token)` on a registry, if it still exists:
+    /// the crate's own events (channel waiters) use it, so that a wait
+    /// costs no allocation for its handle.
+    Registry(Weak<dyn Unregister>, u64),
+}
+
+/// A registry of waiters that a [`CancelHandle`] can remove one from.
+pub(crate) trait Unregister {
+    /// Removes the registration `token` (if it is still there).
+    fn unregister(&self, token: u64);
 }
 
 impl CancelHandle {
     /// A handle that runs `cancel` when cancelled.
     pub fn new(cancel: impl FnOnce() + 'static) -> CancelHandle {
         CancelHandle {
-            cancel: Some(Box::new(cancel)),
+            undo: Undo::Closure(Box::new(cancel)),
         }
     }
 
     /// A handle with nothing to undo.
     pub fn dummy() -> CancelHandle {
-        CancelHandle { cancel: None }
+        CancelHandle {
+            undo: Undo::Nothing,
+        }
+    }
+
+    /// A handle that removes registration `token` from `registry`, unless
+    /// the registry is gone by then. Allocates nothing.
+    pub(crate) fn unregister(registry: Weak<dyn Unregister>, token: u64) -> CancelHandle {
+        CancelHandle {
+            undo: Undo::Registry(registry, token),
+        }
     }
 
     /// Undoes the registration.
-    pub fn cancel(mut self) {
-        if let Some(cancel) = self.cancel.take() {
-            cancel();
+    pub fn cancel(self) {
+        match self.undo {
+            Undo::Nothing => {}
+            Undo::Closure(cancel) => cancel(),
+            Undo::Registry(registry, token) => {
+                if let Some(registry) = registry.upgrade() {
+                    registry.unregister(token);
+                }
+            }
         }
     }
 }
@@ -53,7 +86,7 @@ impl CancelHandle {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle")
-            .field("dummy", &self.cancel.is_none())
+            .field("dummy", &matches!(self.undo, Undo::Nothing))
             .finish()
     }
 }

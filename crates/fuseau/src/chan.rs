@@ -20,9 +20,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
-use crate::cancel::CancelHandle;
+use crate::cancel::{CancelHandle, Unregister};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{wait_for, Event, Wakeup};
 
@@ -81,7 +81,7 @@ struct State<T> {
 struct Waiter<T> {
     id: u64,
     wakeup: Wakeup,
-    slot: Rc<Cell<Option<T>>>,
+    slot: Slot<T>,
 }
 
 /// Why [`Chan::try_send`] did not send; the value comes back.
@@ -224,7 +224,7 @@ impl<T> State<T> {
         None
     }
 
-    fn add_waiter(&mut self, receiving: bool, wakeup: Wakeup, slot: Rc<Cell<Option<T>>>) -> u64 {
+    fn add_waiter(&mut self, receiving: bool, wakeup: Wakeup, slot: Slot<T>) -> u64 {
         let id = self.next_waiter;
         self.next_waiter += 1;
         let queue = if receiving {
@@ -245,6 +245,14 @@ impl<T> State<T> {
         if let Some(i) = queue.iter().position(|w| w.id == id) {
             queue.remove(i);
         }
+    }
+}
+
+/// A registration's token: the waiter's id, and which queue it is in (the
+/// low bit).
+impl<T> Unregister for RefCell<State<T>> {
+    fn unregister(&self, token: u64) {
+        self.borrow_mut().remove_waiter(token & 1 == 1, token >> 1);
     }
 }
 
@@ -329,6 +337,13 @@ impl<T: 'static> Chan<T> {
         self.state.borrow_mut().try_recv()
     }
 
+    /// Queues a waiter; the handle removes it again.
+    fn add_waiter(&self, receiving: bool, wakeup: Wakeup, slot: Slot<T>) -> CancelHandle {
+        let id = self.state.borrow_mut().add_waiter(receiving, wakeup, slot);
+        let registry: Weak<RefCell<State<T>>> = Rc::downgrade(&self.state);
+        CancelHandle::unregister(registry, id << 1 | u64::from(receiving))
+    }
+
     /// Closes the channel: sends fail from now on; receivers get the values
     /// still buffered, then [`ErrorKind::Closed`]. Every blocked sender and
     /// receiver is woken (senders with `Closed`, their values dropped).
@@ -369,7 +384,8 @@ impl<T: 'static> Chan<T> {
     pub fn ev_send(&self, value: T) -> SendEvent<T> {
         SendEvent {
             chan: self.clone(),
-            slot: Rc::new(Cell::new(Some(value))),
+            value: Some(value),
+            shared: None,
         }
     }
 
@@ -377,7 +393,7 @@ impl<T: 'static> Chan<T> {
     pub fn ev_recv(&self) -> RecvEvent<T> {
         RecvEvent {
             chan: self.clone(),
-            slot: Rc::new(Cell::new(None)),
+            shared: None,
         }
     }
 }
@@ -399,43 +415,46 @@ impl<T> fmt::Debug for Chan<T> {
 /// sent, or `Err(Closed)`.
 pub struct SendEvent<T> {
     chan: Chan<T>,
-    /// Holds the value until a receiver (or the buffer) takes it.
-    slot: Rc<Cell<Option<T>>>,
+    /// The value, while no waiting receiver can reach it.
+    value: Option<T>,
+    /// Where the value waits while the event is registered, shared with the
+    /// channel's queue of senders; allocated at the first wait only, so an
+    /// event that completes at once allocates nothing.
+    shared: Option<Slot<T>>,
 }
+
+/// A value handed between a waiting fiber's event and the channel.
+type Slot<T> = Rc<Cell<Option<T>>>;
 
 impl<T: 'static> Event for SendEvent<T> {
     type Output = ();
 
     fn poll(&mut self) -> Option<Result<()>> {
-        let Some(value) = self.slot.take() else {
+        let value = self
+            .value
+            .take()
+            .or_else(|| self.shared.as_ref().and_then(|slot| slot.take()));
+        let Some(value) = value else {
             // A receiver claimed our registration and took the value.
             return Some(Ok(()));
         };
         match self.chan.try_send(value) {
             Ok(()) => Some(Ok(())),
             Err(TrySendError::Closed(value)) => {
-                self.slot.set(Some(value));
+                self.value = Some(value);
                 Some(Err(closed()))
             }
             Err(TrySendError::Full(value)) => {
-                self.slot.set(Some(value));
+                self.value = Some(value);
                 None
             }
         }
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let id = self
-            .chan
-            .state
-            .borrow_mut()
-            .add_waiter(false, wakeup, self.slot.clone());
-        let state = Rc::downgrade(&self.chan.state);
-        CancelHandle::new(move || {
-            if let Some(state) = state.upgrade() {
-                state.borrow_mut().remove_waiter(false, id);
-            }
-        })
+        let slot = self.shared.get_or_insert_with(Slot::default).clone();
+        slot.set(self.value.take());
+        self.chan.add_waiter(false, wakeup, slot)
     }
 }
 
@@ -443,8 +462,15 @@ impl<T: 'static> Event for SendEvent<T> {
 /// once the channel is closed and drained.
 pub struct RecvEvent<T> {
     chan: Chan<T>,
-    /// Where a sender that claims our registration puts the value.
-    slot: Rc<Cell<Option<T>>>,
+    /// Where a sender that claims our registration puts the value, shared
+    /// with the channel's queue of receivers; allocated at the first wait.
+    shared: Option<Slot<T>>,
+}
+
+impl<T> RecvEvent<T> {
+    fn take_handed_over(&mut self) -> Option<T> {
+        self.shared.as_ref().and_then(|slot| slot.take())
+    }
 }
 
 impl<T> Drop for RecvEvent<T> {
@@ -452,7 +478,7 @@ impl<T> Drop for RecvEvent<T> {
     /// possible when the event is driven by hand, not by `select`) goes
     /// back to the front of the channel rather than being lost.
     fn drop(&mut self) {
-        if let Some(value) = self.slot.take() {
+        if let Some(value) = self.take_handed_over() {
             self.chan.state.borrow_mut().buffer.push_front(value);
         }
     }
@@ -462,7 +488,7 @@ impl<T: 'static> Event for RecvEvent<T> {
     type Output = T;
 
     fn poll(&mut self) -> Option<Result<T>> {
-        if let Some(value) = self.slot.take() {
+        if let Some(value) = self.take_handed_over() {
             return Some(Ok(value));
         }
         match self.chan.try_recv() {
@@ -473,17 +499,8 @@ impl<T: 'static> Event for RecvEvent<T> {
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let id = self
-            .chan
-            .state
-            .borrow_mut()
-            .add_waiter(true, wakeup, self.slot.clone());
-        let state = Rc::downgrade(&self.chan.state);
-        CancelHandle::new(move || {
-            if let Some(state) = state.upgrade() {
-                state.borrow_mut().remove_waiter(true, id);
-            }
-        })
+        let slot = self.shared.get_or_insert_with(Slot::default).clone();
+        self.chan.add_waiter(true, wakeup, slot)
     }
 }
 

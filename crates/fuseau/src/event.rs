@@ -185,12 +185,18 @@ pub struct When<'a, R> {
 
 trait Branch<R> {
     fn poll(&mut self) -> Option<Result<R>>;
-    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle;
+    /// Registers the branch's event; the branch keeps the handle.
+    fn wait(&mut self, wakeup: Wakeup);
+    /// Undoes the registration of the last `wait`, if any.
+    fn unregister(&mut self);
 }
 
 struct WhenImpl<E, F> {
     event: E,
     f: Option<F>,
+    /// Kept in the branch (already boxed) so that waiting allocates nothing
+    /// more.
+    registration: Option<CancelHandle>,
 }
 
 impl<E: Event, R, F: FnOnce(E::Output) -> R> Branch<R> for WhenImpl<E, F> {
@@ -200,8 +206,14 @@ impl<E: Event, R, F: FnOnce(E::Output) -> R> Branch<R> for WhenImpl<E, F> {
         Some(ready.map(f))
     }
 
-    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        self.event.wait(wakeup)
+    fn wait(&mut self, wakeup: Wakeup) {
+        self.registration = Some(self.event.wait(wakeup));
+    }
+
+    fn unregister(&mut self) {
+        if let Some(handle) = self.registration.take() {
+            handle.cancel();
+        }
     }
 }
 
@@ -213,7 +225,11 @@ impl<'a, R> When<'a, R> {
         F: FnOnce(E::Output) -> R + 'a,
     {
         When {
-            branch: Box::new(WhenImpl { event, f: Some(f) }),
+            branch: Box::new(WhenImpl {
+                event,
+                f: Some(f),
+                registration: None,
+            }),
         }
     }
 }
@@ -276,9 +292,9 @@ pub fn select<R>(mut branches: Vec<When<'_, R>>) -> Result<R> {
                 return result;
             }
         }
-        let mut registrations = Registrations::new(&me, branches.len());
-        for (i, b) in branches.iter_mut().enumerate() {
-            registrations.add(b.branch.wait(Wakeup::for_branch(&me, i)));
+        let registrations = Registrations::new(&me, &mut branches[..]);
+        for (i, b) in registrations.registered.iter_mut().enumerate() {
+            b.branch.wait(Wakeup::for_branch(&me, i));
         }
         let claimed = registrations.park();
         if let Some(result) = claimed.and_then(|i| branches[i].branch.poll()) {
@@ -328,8 +344,9 @@ pub(crate) fn wait_for<E: Event>(mut event: E, call: &str) -> Result<E::Output> 
         if let Some(result) = event.poll() {
             return result;
         }
-        let mut registration = Registrations::new(&me, 1);
-        registration.add(event.wait(Wakeup::for_task(&me)));
+        let mut handle = None;
+        let registration = Registrations::new(&me, &mut handle);
+        *registration.registered = Some(event.wait(Wakeup::for_task(&me)));
         let claimed = registration.park();
         if claimed.is_some() {
             if let Some(result) = event.poll() {
@@ -348,24 +365,43 @@ pub(crate) fn wait_for<E: Event>(mut event: E, call: &str) -> Result<E::Output> 
 /// registration left behind would belong to the fiber's *current* wait: in
 /// its next wait (a `sleep`, say), a channel could claim it and hand over a
 /// value that nobody receives, and wake the fiber spuriously.
-struct Registrations<'a> {
+struct Registrations<'a, U: Registered + ?Sized> {
     me: &'a Rc<dyn Task>,
-    handles: Vec<CancelHandle>,
+    registered: &'a mut U,
     /// The wait is still open: it never got to `park`, which ends it.
     open: bool,
 }
 
-impl<'a> Registrations<'a> {
-    fn new(me: &'a Rc<dyn Task>, n: usize) -> Registrations<'a> {
-        Registrations {
-            me,
-            handles: Vec::with_capacity(n),
-            open: true,
+/// Where the registrations of one wait are kept: the branches of a
+/// `select`, or the one handle of a single event.
+trait Registered {
+    /// Undoes every registration made so far.
+    fn undo(&mut self);
+}
+
+impl<R> Registered for [When<'_, R>] {
+    fn undo(&mut self) {
+        for b in self {
+            b.branch.unregister();
         }
     }
+}
 
-    fn add(&mut self, handle: CancelHandle) {
-        self.handles.push(handle);
+impl Registered for Option<CancelHandle> {
+    fn undo(&mut self) {
+        if let Some(handle) = self.take() {
+            handle.cancel();
+        }
+    }
+}
+
+impl<'a, U: Registered + ?Sized> Registrations<'a, U> {
+    fn new(me: &'a Rc<dyn Task>, registered: &'a mut U) -> Registrations<'a, U> {
+        Registrations {
+            me,
+            registered,
+            open: true,
+        }
     }
 
     /// Suspends until a wake-up, a claim or a cancellation, then undoes
@@ -377,11 +413,9 @@ impl<'a> Registrations<'a> {
     }
 }
 
-impl Drop for Registrations<'_> {
+impl<U: Registered + ?Sized> Drop for Registrations<'_, U> {
     fn drop(&mut self) {
-        for handle in self.handles.drain(..) {
-            handle.cancel();
-        }
+        self.registered.undo();
         let core = self.me.core();
         // Unwinding out of a registration: end the wait, so that whatever
         // an event did to it (a wake-up, a claim) does not carry over to
