@@ -129,3 +129,101 @@ pub fn report_w5(rss_before: u64, rss_suspended: u64, release: Duration, n: u64)
         ("release_ns_per_task", ns_per(release, n)),
     ]);
 }
+
+/// The process's CPU time so far, user + system, all threads
+/// (`getrusage(RUSAGE_SELF)`).
+///
+/// # Panics
+///
+/// If `getrusage` fails.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes a `rusage` into the zeroed one it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage),
+            0,
+            "getrusage"
+        );
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// A numeric field of `/proc/self/status` (e.g. `VmHWM`, in KiB, or
+/// `Threads`).
+///
+/// # Panics
+///
+/// If `/proc/self/status` cannot be read or has no such field.
+pub fn proc_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("/proc/self/status: no {field}"))
+}
+
+/// W6's parameters, as the driver passes them: `connections`,
+/// `round_trips` per connection, `message` bytes per round trip.
+#[derive(Debug, Clone, Copy)]
+pub struct EchoParams {
+    /// Connections the load generator opens, all at once.
+    pub connections: u64,
+    /// Round trips per connection.
+    pub round_trips: u64,
+    /// Bytes per message.
+    pub message: u64,
+}
+
+impl EchoParams {
+    /// W6's parameters from a system binary's arguments.
+    pub fn of(args: &Args) -> EchoParams {
+        EchoParams {
+            connections: args.param(0),
+            round_trips: args.param(1),
+            message: args.param(2),
+        }
+    }
+
+    /// Round trips over all connections.
+    pub fn total(&self) -> u64 {
+        self.connections * self.round_trips
+    }
+}
+
+/// `127.0.0.1:port`, the only address the suite uses (servers listen on
+/// port 0: a port the system picks).
+pub fn localhost(port: u16) -> std::net::SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+/// Tells the driver which port a W6 server listens on (the line
+/// `PORT <port>`, before it serves).
+pub fn announce_port(addr: std::net::SocketAddr) {
+    println!("PORT {}", addr.port());
+}
+
+/// Reports a W6 server's figures once every connection has closed: its
+/// CPU time per round trip (`cpu`, measured from before it announced its
+/// port) and its peak RSS.
+///
+/// # Panics
+///
+/// If the server did not echo exactly the bytes the load generator sends.
+pub fn report_w6_server(p: EchoParams, cpu: Duration, echoed: u64) {
+    assert_eq!(echoed, p.total() * p.message, "W6: wrong byte count");
+    report(&[
+        (
+            "server_cpu_us_per_rt",
+            cpu.as_secs_f64() * 1e6 / p.total() as f64,
+        ),
+        ("server_peak_rss_kib", proc_status("VmHWM") as f64),
+    ]);
+}
+
+pub mod w8;

@@ -3,12 +3,15 @@
 
 use std::cell::Cell;
 use std::hint::black_box;
+use std::io::{BufRead, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fuseau_bench::{
-    ns_per, report, report_w1, report_w4, report_w5, report_w9, rss_bytes, Args, W1_ROUNDS,
+    announce_port, cpu_time, localhost, ns_per, report, report_w1, report_w4, report_w5,
+    report_w6_server, report_w9, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
 };
+use fuseau_tokio::net::{TcpClient, TcpServer};
 use fuseau_tokio::{await_future, select, spawn, yield_now, Chan, Error, ErrorKind, Result, When};
 
 fn main() -> Result<()> {
@@ -19,8 +22,10 @@ fn main() -> Result<()> {
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
         "W5" | "W5x" => w5(args.param(0)),
+        "W6" => w6(EchoParams::of(&args)),
         "W7" => w7(args.param(0)),
         "W7o" => w7o(args.param(0)),
+        "W8" => w8(args.param(0), args.param(1)),
         "W9" => w9(args.param(0), args.param(1), args.param(2) as usize),
         other => Err(Error::from(format!("unknown workload {other}"))),
     })
@@ -129,6 +134,63 @@ fn w5(n: u64) -> Result<()> {
     drop(chans);
     report_w5(before, suspended, start.elapsed(), n);
     Ok(())
+}
+
+/// The echo server: a `TcpServer`, each connection a fiber sending back
+/// whatever has arrived, until `p.connections` connections have closed.
+fn w6(p: EchoParams) -> Result<()> {
+    let closed = Chan::<u64>::new();
+    let done = closed.clone();
+    let cpu = cpu_time();
+    let server = TcpServer::establish(localhost(0), move |_peer, mut input, mut output| {
+        let mut echoed = 0;
+        loop {
+            let chunk = input.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len();
+            output.write_all(chunk)?;
+            output.flush()?;
+            input.consume(n);
+            echoed += n as u64;
+        }
+        done.send(echoed)
+    })?;
+    announce_port(server.local_addr());
+    let mut echoed = 0;
+    for _ in 0..p.connections {
+        echoed += closed.recv()?;
+    }
+    let cpu = cpu_time() - cpu;
+    server.shutdown()?;
+    report_w6_server(p, cpu, echoed);
+    Ok(())
+}
+
+/// serde_json over TCP: a `TcpServer` answering in a fiber per connection,
+/// and `connections` client fibers, all on fuseau's `std::io` streams.
+fn w8(connections: u64, messages: u64) -> Result<()> {
+    let server = TcpServer::establish(localhost(0), |_peer, input, output| {
+        Ok(w8::serve(input, output)?)
+    })?;
+    let addr = server.local_addr();
+    let start = Instant::now();
+    let clients: Vec<_> = (0..connections)
+        .map(|c| {
+            spawn(move || {
+                Ok(TcpClient::with_connect(addr, |input, output| {
+                    w8::client(c, messages, input, output)
+                })??)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for c in clients {
+        total += c.join()?;
+    }
+    w8::report(start.elapsed(), connections, messages, total);
+    server.shutdown()
 }
 
 /// A fiber awaits `tokio::task::yield_now()` `n` times: a Tokio future that

@@ -5,12 +5,17 @@
 //! `may::sync::Semphore` holding the free slots (the usual construction).
 
 use std::hint::black_box;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fuseau_bench::{ns_per, report, report_w1, report_w4, report_w5, rss_bytes, Args, W1_ROUNDS};
-use may::coroutine::yield_now;
+use fuseau_bench::{
+    announce_port, cpu_time, localhost, ns_per, report, report_w1, report_w4, report_w5,
+    report_w6_server, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
+};
+use may::coroutine::{yield_now, JoinHandle};
 use may::go;
+use may::net::{TcpListener, TcpStream};
 
 fn main() {
     let args = Args::parse();
@@ -28,6 +33,8 @@ fn main() {
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
         "W5" | "W5x" => w5(args.param(0)),
+        "W6" => w6(EchoParams::of(&args)),
+        "W8" => w8(args.param(0), args.param(1)),
         other => panic!("unknown workload {other}"),
     });
     main.join().expect("the benchmark coroutine panicked");
@@ -128,4 +135,85 @@ fn w5(n: u64) {
         h.join().expect("coroutine");
     }
     report_w5(before, suspended, start.elapsed(), n);
+}
+
+/// The echo server: a `may::net::TcpListener` accepting `p.connections`
+/// connections, each served by a coroutine sending back whatever has
+/// arrived, until every one has closed.
+fn w6(p: EchoParams) {
+    let cpu = cpu_time();
+    let listener = TcpListener::bind(localhost(0)).expect("bind");
+    announce_port(listener.local_addr().expect("local_addr"));
+    let connections: Vec<_> = listener
+        .incoming()
+        .take(p.connections as usize)
+        .map(|stream| {
+            let stream = stream.expect("accept");
+            go!(move || echo(stream))
+        })
+        .collect();
+    let echoed: u64 = connections
+        .into_iter()
+        .map(|c| c.join().expect("connection"))
+        .sum();
+    report_w6_server(p, cpu_time() - cpu, echoed);
+}
+
+/// Sends back whatever arrives on `stream` until the peer closes; returns
+/// how many bytes that was.
+fn echo(mut stream: TcpStream) -> u64 {
+    stream.set_nodelay(true).expect("nodelay");
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut echoed = 0;
+    loop {
+        let n = stream.read(&mut buf).expect("read");
+        if n == 0 {
+            return echoed;
+        }
+        stream.write_all(&buf[..n]).expect("write");
+        echoed += n as u64;
+    }
+}
+
+/// serde_json over TCP: may's sockets implement `std::io`, so serde_json
+/// runs on them directly (buffered: it reads byte by byte and writes in
+/// pieces), a coroutine per connection's side.
+fn w8(connections: u64, messages: u64) {
+    let listener = TcpListener::bind(localhost(0)).expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let server = go!(move || {
+        let handlers: Vec<_> = listener
+            .incoming()
+            .take(connections as usize)
+            .map(|stream| buffered(stream.expect("accept"), w8::serve))
+            .collect();
+        for h in handlers {
+            h.join().expect("handler").expect("serve");
+        }
+    });
+    let start = Instant::now();
+    let clients: Vec<_> = (0..connections)
+        .map(|c| {
+            let stream = TcpStream::connect(addr).expect("connect");
+            buffered(stream, move |input, output| {
+                w8::client(c, messages, input, output)
+            })
+        })
+        .collect();
+    let total = clients
+        .into_iter()
+        .map(|c| c.join().expect("client").expect("client"))
+        .sum();
+    w8::report(start.elapsed(), connections, messages, total);
+    server.join().expect("server");
+}
+
+/// Runs `f` in a coroutine on `stream`, buffered both ways.
+fn buffered<T: Send + 'static>(
+    stream: TcpStream,
+    f: impl FnOnce(BufReader<TcpStream>, BufWriter<TcpStream>) -> T + Send + 'static,
+) -> JoinHandle<T> {
+    stream.set_nodelay(true).expect("nodelay");
+    let write = stream.try_clone().expect("try_clone");
+    go!(move || f(BufReader::new(stream), BufWriter::new(write)))
 }

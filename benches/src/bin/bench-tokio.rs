@@ -4,14 +4,20 @@
 
 use std::cell::Cell;
 use std::hint::black_box;
+use std::io::{BufReader, BufWriter};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fuseau_bench::{
-    ns_per, report, report_w1, report_w4, report_w5, report_w9, rss_bytes, Args, W1_ROUNDS,
+    announce_port, cpu_time, localhost, ns_per, report, report_w1, report_w4, report_w5,
+    report_w6_server, report_w9, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{Receiver, Sender};
-use tokio::task::{spawn_local, yield_now, LocalSet};
+use tokio::task::{spawn_blocking, spawn_local, yield_now, LocalSet};
+use tokio_util::io::SyncIoBridge;
 
 fn main() {
     let args = Args::parse();
@@ -26,8 +32,10 @@ fn main() {
             "W3" => w3(args.param(0) as usize, args.param(1)).await,
             "W4" => w4(args.param(0), Duration::from_millis(args.param(1))).await,
             "W5" | "W5x" => w5(args.param(0)).await,
+            "W6" => w6(EchoParams::of(&args)).await,
             "W7" => w7(args.param(0)).await,
             "W7o" => w7o(args.param(0)).await,
+            "W8" => w8(args.param(0), args.param(1)).await,
             "W9" => w9(args.param(0), args.param(1), args.param(2) as usize).await,
             other => panic!("unknown workload {other}"),
         }
@@ -123,6 +131,88 @@ async fn w5(n: u64) {
         t.await.expect("task");
     }
     report_w5(before, suspended, start.elapsed(), n);
+}
+
+/// The echo server: a `TcpListener` accepting `p.connections`
+/// connections, each served by a task sending back whatever has arrived,
+/// until every one has closed.
+async fn w6(p: EchoParams) {
+    let cpu = cpu_time();
+    let listener = TcpListener::bind(localhost(0)).await.expect("bind");
+    announce_port(listener.local_addr().expect("local_addr"));
+    let mut connections = Vec::new();
+    for _ in 0..p.connections {
+        let (stream, _) = listener.accept().await.expect("accept");
+        connections.push(spawn_local(echo(stream)));
+    }
+    let mut echoed = 0;
+    for c in connections {
+        echoed += c.await.expect("connection");
+    }
+    report_w6_server(p, cpu_time() - cpu, echoed);
+}
+
+/// Sends back whatever arrives on `stream` until the peer closes; returns
+/// how many bytes that was.
+async fn echo(mut stream: TcpStream) -> u64 {
+    stream.set_nodelay(true).expect("nodelay");
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut echoed = 0;
+    loop {
+        let n = stream.read(&mut buf).await.expect("read");
+        if n == 0 {
+            return echoed;
+        }
+        stream.write_all(&buf[..n]).await.expect("write");
+        echoed += n as u64;
+    }
+}
+
+/// serde_json over TCP, the Tokio way to run a synchronous crate on async
+/// sockets: every connection's side (server and client) runs in
+/// `spawn_blocking` on a `SyncIoBridge` of the socket's halves (buffered:
+/// serde_json reads byte by byte and writes in pieces).
+async fn w8(connections: u64, messages: u64) {
+    let listener = TcpListener::bind(localhost(0)).await.expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let server = spawn_local(async move {
+        let mut handlers = Vec::new();
+        for _ in 0..connections {
+            let (stream, _) = listener.accept().await.expect("accept");
+            handlers.push(blocking(stream, w8::serve));
+        }
+        for h in handlers {
+            h.await.expect("handler").expect("serve");
+        }
+    });
+    let start = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..connections {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        clients.push(blocking(stream, move |input, output| {
+            w8::client(c, messages, input, output)
+        }));
+    }
+    let mut total = 0;
+    for c in clients {
+        total += c.await.expect("client").expect("client");
+    }
+    w8::report(start.elapsed(), connections, messages, total);
+    server.await.expect("server");
+}
+
+/// Runs `f` on `stream`'s halves, as buffered `std::io` streams through
+/// `SyncIoBridge`, in `spawn_blocking`.
+fn blocking<T: Send + 'static>(
+    stream: TcpStream,
+    f: impl FnOnce(BufReader<SyncIoBridge<OwnedReadHalf>>, BufWriter<SyncIoBridge<OwnedWriteHalf>>) -> T
+        + Send
+        + 'static,
+) -> tokio::task::JoinHandle<T> {
+    stream.set_nodelay(true).expect("nodelay");
+    let (read, write) = stream.into_split();
+    let (read, write) = (SyncIoBridge::new(read), SyncIoBridge::new(write));
+    spawn_blocking(move || f(BufReader::new(read), BufWriter::new(write)))
 }
 
 /// A task awaits `tokio::task::yield_now()` `n` times.

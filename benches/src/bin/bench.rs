@@ -2,15 +2,19 @@
 //! `bench-tokio`, `bench-may`, built beside it) as child processes,
 //! interleaved (A B C A B C …), pinned to one core, and summarises each
 //! metric as median [min–max] with the ratio fuseau/peer computed run by run.
+//! For W6 the system binary is an echo server, driven by the shared load
+//! generator `bench-load` pinned to another core.
 //!
 //! Usage: `cargo run --release -p fuseau-bench -- [--quick] [--runs N]
 //! [--only W1,W3]`. See `benches/README.md`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// One workload: its name, what it does, its parameters (the same for every
@@ -20,6 +24,9 @@ struct Workload {
     what: &'static str,
     params: &'static [u64],
     systems: &'static [&'static str],
+    /// Whether the system binary is a server driven by the shared load
+    /// generator (`bench-load`) instead of running the whole workload.
+    served: bool,
 }
 
 const ALL: &[&str] = &["fuseau", "tokio", "may"];
@@ -30,54 +37,77 @@ const WORKLOADS: &[Workload] = &[
         what: "spawn + join 100 000 tasks (cold: first round in a fresh process; warm: mean of 3 more)",
         params: &[100_000],
         systems: ALL,
+        served: false,
     },
     Workload {
         name: "W2",
         what: "two tasks yielding to each other, 1 000 000 yields in all",
         params: &[1_000_000],
         systems: ALL,
+        served: false,
     },
     Workload {
         name: "W3",
         what: "bounded channel, capacity 64, 1 producer 1 consumer, 1 000 000 u64",
         params: &[64, 1_000_000],
         systems: ALL,
+        served: false,
     },
     Workload {
         name: "W4",
         what: "10 000 tasks each sleeping 10 ms once (wall time, overhead over 10 ms)",
         params: &[10_000, 10],
         systems: ALL,
+        served: false,
     },
     Workload {
         name: "W5",
         what: "30 000 tasks each suspended in recv on a channel of its own: RSS bytes per task, then close/drop every sender and join all (release ns per task)",
         params: &[30_000],
         systems: ALL,
+        served: false,
     },
     Workload {
         name: "W5x",
         what: "W5 with 100 000 tasks (past the default vm.max_map_count for systems with a guarded mmap per stack)",
         params: &[100_000],
         systems: ALL,
+        served: false,
+    },
+    Workload {
+        name: "W6",
+        what: "TCP echo on 127.0.0.1: the system's server on CPU 0, the shared load generator on CPU 1, 50 connections × 2 000 round trips of 64 bytes",
+        params: &[50, 2_000, 64],
+        systems: ALL,
+        served: true,
     },
     Workload {
         name: "W7",
         what: "await a Tokio future pending once (tokio::task::yield_now), 200 000 times: fiber vs Tokio task",
         params: &[200_000],
         systems: &["fuseau", "tokio"],
+        served: false,
     },
     Workload {
         name: "W7o",
         what: "await a oneshot completed by another Tokio task, 200 000 times: fiber vs Tokio task",
         params: &[200_000],
         systems: &["fuseau", "tokio"],
+        served: false,
+    },
+    Workload {
+        name: "W8",
+        what: "serde_json streaming over TCP on 127.0.0.1 in one process: 50 connections × 1 000 requests, each answered before the next",
+        params: &[50, 1_000],
+        systems: ALL,
+        served: false,
     },
     Workload {
         name: "W9",
         what: "channel chain: 300 stages, each select-receiving from 2 bounded channels (capacity 4) and select-sending to 2, 3 000 values (900 000 forwards)",
         params: &[300, 3_000, 4],
         systems: &["fuseau", "tokio"],
+        served: false,
     },
 ];
 
@@ -127,18 +157,62 @@ type RunResult = Result<BTreeMap<String, f64>, String>;
 
 fn run_one(bin_dir: &Path, taskset: bool, system: &str, w: &Workload) -> RunResult {
     let bin = bin_dir.join(format!("bench-{system}"));
-    let mut cmd = if taskset {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg("0").arg(&bin);
-        c
-    } else {
-        let mut c = Command::new(&bin);
-        pin_child_to_cpu0(&mut c);
-        c
-    };
+    let mut cmd = pinned(&bin, 0, taskset);
     cmd.arg(w.name).args(w.params.iter().map(u64::to_string));
-    let out = output_with_timeout(cmd, RUN_TIMEOUT)
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let cannot_run = |e: std::io::Error| format!("cannot run {}: {e}", bin.display());
+    if w.served {
+        return run_served(bin_dir, taskset, Proc::spawn(cmd).map_err(cannot_run)?, w);
+    }
+    parse_result(
+        &Proc::spawn(cmd)
+            .and_then(Proc::finish)
+            .map_err(cannot_run)?,
+    )
+}
+
+/// A served workload (W6): `server`, a system binary, announces its port
+/// with a line `PORT <port>`; the shared load generator (`bench-load`,
+/// given the workload's parameters and the port), pinned to another core,
+/// drives it; the metrics of both are merged.
+fn run_served(bin_dir: &Path, taskset: bool, server: Proc, w: &Workload) -> RunResult {
+    let Some(port) = server.wait_line("PORT ") else {
+        // The server failed (or hung) before listening: its error.
+        return parse_result(&server.finish().map_err(|e| e.to_string())?);
+    };
+    let bin = bin_dir.join("bench-load");
+    let mut cmd = pinned(&bin, load_cpu(), taskset);
+    cmd.arg(w.name)
+        .args(w.params.iter().map(u64::to_string))
+        .arg(port.trim());
+    let load = Proc::spawn(cmd)
+        .and_then(Proc::finish)
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))
+        .and_then(|out| parse_result(&out));
+    // A server whose load failed would wait for connections until its
+    // deadline: stop it now.
+    let server = if load.is_ok() {
+        server.finish()
+    } else {
+        server.kill()
+    };
+    let server = server
+        .map_err(|e| e.to_string())
+        .and_then(|out| parse_result(&out));
+    match (server, load) {
+        (Ok(mut metrics), Ok(load)) => {
+            metrics.extend(load);
+            Ok(metrics)
+        }
+        (Ok(_), Err(e)) => Err(format!("load generator: {e}")),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(s), Err(l)) => Err(format!("{s}; load generator: {l}")),
+    }
+}
+
+/// The metrics of a finished run, from its `RESULT` line, or why it failed
+/// (the first line of its standard error that is not a thread's panic
+/// header, and its exit status).
+fn parse_result(out: &Output) -> RunResult {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "));
     match (out.status.success(), line) {
@@ -163,60 +237,131 @@ fn run_one(bin_dir: &Path, taskset: bool, system: &str, w: &Workload) -> RunResu
     }
 }
 
-/// The longest one run of one system may take before it is killed.
+/// The longest one run of one system (or of the load generator) may take
+/// before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs `cmd` to completion, or kills it after `timeout`.
-fn output_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<Output> {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    // Drain the pipes on threads so that a chatty child cannot block.
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            child.kill()?;
-            let status = child.wait()?;
-            let mut stderr = format!("timed out after {timeout:?}\n").into_bytes();
-            stderr.extend(err_thread.join().unwrap_or_default());
-            return Ok(Output {
-                status,
-                stdout: out_thread.join().unwrap_or_default(),
-                stderr,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ok(Output {
-        status,
-        stdout: out_thread.join().unwrap_or_default(),
-        stderr: err_thread.join().unwrap_or_default(),
-    })
+/// A running child process: its standard output arrives line by line, its
+/// standard error is collected; it is killed at its deadline.
+struct Proc {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: JoinHandle<Vec<u8>>,
+    deadline: Instant,
 }
 
-/// Pins the child to CPU 0 with `sched_setaffinity` (used when `taskset`
+impl Proc {
+    /// Starts `cmd`, to be killed after [`RUN_TIMEOUT`].
+    fn spawn(mut cmd: Command) -> std::io::Result<Proc> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Drain the pipes on threads so that a chatty child cannot block.
+        let out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let (lines, stdout) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            buf
+        });
+        Ok(Proc {
+            child,
+            stdout,
+            stderr,
+            deadline: Instant::now() + RUN_TIMEOUT,
+        })
+    }
+
+    /// Waits for a line of output starting with `prefix` and returns the
+    /// rest of it; `None` if the process ends or its deadline passes first
+    /// (the lines before it are dropped).
+    fn wait_line(&self, prefix: &str) -> Option<String> {
+        loop {
+            let left = self.deadline.checked_duration_since(Instant::now())?;
+            let line = self.stdout.recv_timeout(left).ok()?;
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Some(rest.to_owned());
+            }
+        }
+    }
+
+    /// Waits for the process to end, or kills it at its deadline.
+    fn finish(self) -> std::io::Result<Output> {
+        self.wait(format!("timed out after {RUN_TIMEOUT:?}"))
+    }
+
+    /// Kills the process now.
+    fn kill(mut self) -> std::io::Result<Output> {
+        self.deadline = Instant::now();
+        self.wait("killed: the load generator failed".to_owned())
+    }
+
+    /// Waits until the process ends or its deadline, when it is killed and
+    /// `why` heads its standard error.
+    fn wait(mut self, why: String) -> std::io::Result<Output> {
+        let mut stderr = Vec::new();
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= self.deadline {
+                self.child.kill()?;
+                stderr = format!("{why}\n").into_bytes();
+                break self.child.wait()?;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        stderr.extend(self.stderr.join().unwrap_or_default());
+        let stdout: String = self.stdout.iter().map(|l| l + "\n").collect();
+        Ok(Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr,
+        })
+    }
+}
+
+/// A command running `bin` pinned to `cpu`: with `taskset` if it is
+/// installed, else with `sched_setaffinity` in the child.
+fn pinned(bin: &Path, cpu: usize, taskset: bool) -> Command {
+    if taskset {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(bin);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        pin_child(&mut c, cpu);
+        c
+    }
+}
+
+/// The core of W6's load generator: CPU 1, or CPU 0 (the server's) on a
+/// one-core machine.
+fn load_cpu() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    usize::from(cores > 1)
+}
+
+/// Pins the child to `cpu` with `sched_setaffinity` (used when `taskset`
 /// is not installed).
-fn pin_child_to_cpu0(cmd: &mut Command) {
+fn pin_child(cmd: &mut Command, cpu: usize) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only
     // calls async-signal-safe functions (sched_setaffinity) on a local set.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
+            libc::CPU_SET(cpu, &mut set);
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -292,7 +437,7 @@ fn main() {
             std::process::exit(2);
         }
     }
-    for system in ALL {
+    for system in ALL.iter().chain(&["load"]) {
         let bin = bin_dir.join(format!("bench-{system}"));
         if !bin.exists() {
             eprintln!(
@@ -305,9 +450,11 @@ fn main() {
     }
     let taskset = has_taskset();
     println!(
-        "fuseau bench: {} warm-up + {} runs per workload, systems interleaved, pinned to CPU 0 ({})",
+        "fuseau bench: {} warm-up + {} runs per workload, systems interleaved, pinned to CPU 0 \
+         (W6's load generator to CPU {}) ({})",
         opts.warmups,
         opts.runs,
+        load_cpu(),
         if taskset {
             "taskset -c 0"
         } else {
