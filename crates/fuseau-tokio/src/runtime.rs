@@ -10,25 +10,53 @@
 //! earliest deadline, and Tokio's clock, so paused test time applies.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
+use atomic_waker::AtomicWaker;
 use fuseau::{Builder, Config, EventLoop, Iteration, Result, Scheduler, Unpark};
-use tokio::sync::Notify;
 
 /// Tokio as a fuseau [`EventLoop`].
 struct TokioLoop {
     unpark: Arc<TokioUnpark>,
 }
 
-struct TokioUnpark(Notify);
+/// Wakes the driver task: a flag (so that an unpark that comes before the
+/// driver waits is not lost) and the driver's waker.
+#[derive(Default)]
+struct TokioUnpark {
+    unparked: AtomicBool,
+    driver: AtomicWaker,
+}
 
 impl Unpark for TokioUnpark {
     fn unpark(&self) {
-        // `notify_one` stores a permit when nobody waits, so an unpark that
-        // comes before the driver waits is not lost.
-        self.0.notify_one();
+        self.unparked.store(true, Ordering::Release);
+        self.driver.wake();
+    }
+}
+
+impl TokioUnpark {
+    /// Waits until the next unpark (or returns at once if one came since the
+    /// last wait). The flag is checked again after registering the waker,
+    /// so an unpark between the two checks is seen.
+    async fn parked(&self) {
+        poll_fn(|cx| {
+            if self.unparked.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.driver.register(cx.waker());
+            if self.unparked.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 
@@ -165,7 +193,7 @@ pub async fn run_with<T: 'static>(
     config: Config,
     f: impl FnOnce() -> Result<T> + 'static,
 ) -> Result<T> {
-    let unpark = Arc::new(TokioUnpark(Notify::new()));
+    let unpark = Arc::new(TokioUnpark::default());
     let sched = DisposeOnDrop(Scheduler::new(
         TokioLoop {
             unpark: unpark.clone(),
@@ -185,7 +213,7 @@ pub async fn run_with<T: 'static>(
         }
         match iteration {
             Iteration::Busy => tokio::task::yield_now().await,
-            Iteration::Idle { deadline: None } => unpark.0.notified().await,
+            Iteration::Idle { deadline: None } => unpark.parked().await,
             Iteration::Idle {
                 deadline: Some(deadline),
             } => {
@@ -208,7 +236,7 @@ pub async fn run_with<T: 'static>(
                     .expect("the timer was set above");
                 tokio::select! {
                     biased;
-                    () = unpark.0.notified() => {}
+                    () = unpark.parked() => {}
                     () = sleep => {}
                 }
             }

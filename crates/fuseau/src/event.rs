@@ -85,16 +85,28 @@ impl Wakeup {
     /// would. A waker outliving its scheduler does nothing.
     pub fn to_waker(&self) -> Waker {
         let core = self.task.core();
-        let remote = core
-            .sched
-            .upgrade()
-            .map_or_else(ArcWeak::new, |s| Arc::downgrade(s.remote()));
-        Waker::from(Arc::new(RemoteWakeup {
-            remote,
-            key: core.slab_key.get(),
-            id: core.id,
-            epoch: self.epoch,
-        }))
+        // The fiber keeps the `Arc` of its last waker: when nobody else
+        // holds it any more (the usual case once a wait is over), the next
+        // wait reuses it instead of allocating.
+        let mut cached = core.waker_cache.take();
+        match cached.as_mut().and_then(Arc::get_mut) {
+            Some(unused) => unused.epoch = self.epoch,
+            None => {
+                let remote = core
+                    .sched
+                    .upgrade()
+                    .map_or_else(ArcWeak::new, |s| Arc::downgrade(s.remote()));
+                cached = Some(Arc::new(RemoteWakeup {
+                    remote,
+                    key: core.slab_key.get(),
+                    id: core.id,
+                    epoch: self.epoch,
+                }));
+            }
+        }
+        let waker = cached.clone().map(Waker::from);
+        core.waker_cache.set(cached);
+        waker.expect("set above")
     }
 }
 
@@ -108,7 +120,7 @@ impl fmt::Debug for Wakeup {
     }
 }
 
-struct RemoteWakeup {
+pub(crate) struct RemoteWakeup {
     remote: ArcWeak<Remote>,
     key: usize,
     id: FiberId,
@@ -436,6 +448,9 @@ pub struct FutureEvent<F: Future> {
     /// The waker of the current wait; polls outside a wait use a no-op one
     /// (the wait that follows polls again with the real one).
     waker: Option<Waker>,
+    /// The wait (fiber, epoch) whose waker the last `poll` used: `wait`
+    /// for that same wait need not poll again.
+    polled_for: Option<(FiberId, u64)>,
     /// The output, if the future completed during `wait`.
     ready: Option<F::Output>,
     done: bool,
@@ -462,6 +477,7 @@ pub fn ev_future<F: Future>(future: F) -> FutureEvent<F> {
     FutureEvent {
         future: Box::pin(future),
         waker: None,
+        polled_for: None,
         ready: None,
         done: false,
     }
@@ -489,19 +505,38 @@ impl<F: Future> Event for FutureEvent<F> {
         if let Some(output) = self.ready.take() {
             return Some(Ok(output));
         }
-        let waker = self.waker.take().unwrap_or_else(|| Waker::noop().clone());
+        // The first poll inside a fiber uses the waker of the fiber's
+        // current wait, so that if the future is pending, the `wait` that
+        // follows has nothing left to do. Later polls (after a wake-up)
+        // reuse the waker they have: usually the future is ready by then,
+        // and a pending one is polled again by `wait` with a fresh waker.
+        self.polled_for = None;
+        let waker = match self.waker.take() {
+            Some(waker) => waker,
+            None => match current_task() {
+                Some(me) => {
+                    let wakeup = Wakeup::for_task(&me);
+                    self.polled_for = Some((wakeup.fiber_id(), wakeup.epoch));
+                    wakeup.to_waker()
+                }
+                None => Waker::noop().clone(),
+            },
+        };
         let output = self.poll_future(&waker);
         self.waker = Some(waker);
         output.map(Ok)
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let waker = wakeup.to_waker();
-        if let Some(output) = self.poll_future(&waker) {
-            self.ready = Some(output);
-            wakeup.wake();
+        if self.polled_for.take() != Some((wakeup.fiber_id(), wakeup.epoch)) {
+            self.waker = None;
+            let waker = wakeup.to_waker();
+            if let Some(output) = self.poll_future(&waker) {
+                self.ready = Some(output);
+                wakeup.wake();
+            }
+            self.waker = Some(waker);
         }
-        self.waker = Some(waker);
         CancelHandle::dummy()
     }
 }

@@ -25,10 +25,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::Wakeup;
+use crate::event::{RemoteWakeup, Wakeup};
 use crate::fiber::FiberId;
 use crate::scheduler::SchedInner;
 use crate::switch::{FiberCoroutine, YielderSlot};
@@ -110,6 +111,8 @@ pub(crate) struct FiberCore {
     pub(crate) locals: RefCell<Vec<(usize, Box<dyn Any>)>>,
     /// Deadline timers (`cancel_after`) to disarm when the fiber is done.
     pub(crate) deadlines: RefCell<Vec<TimerKey>>,
+    /// The fiber's last `Waker` (see `Wakeup::to_waker`).
+    pub(crate) waker_cache: Cell<Option<Arc<RemoteWakeup>>>,
 }
 
 /// A fiber as the scheduler sees it: its core plus a body of unknown type.
@@ -220,6 +223,7 @@ impl FiberCore {
             next_callback: Cell::new(0),
             locals: RefCell::new(Vec::new()),
             deadlines: RefCell::new(Vec::new()),
+            waker_cache: Cell::new(None),
         }
     }
 

@@ -281,6 +281,10 @@ impl TimerQueue {
         self.timers.first_key_value().map(|(k, _)| k.0)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.timers.is_empty()
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.timers.len()
