@@ -226,4 +226,5 @@ pub fn report_w6_server(p: EchoParams, cpu: Duration, echoed: u64) {
     ]);
 }
 
+pub mod plot;
 pub mod w8;

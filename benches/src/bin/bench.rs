@@ -547,4 +547,10 @@ fn main() {
         Ok(()) => println!("results written to {}", path.display()),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
     }
+    let plot = path.with_extension("svg");
+    let title = format!("fuseau against its peers: {}", machine());
+    match fuseau_bench::plot::render(&csv, &plot, &title) {
+        Ok(()) => println!("plot written to {}", plot.display()),
+        Err(e) => eprintln!("cannot plot {}: {e}", plot.display()),
+    }
 }
