@@ -342,10 +342,10 @@ impl SchedInner {
                 match stack {
                     Ok(stack) => {
                         let body = task.clone();
-                        core.coroutine
-                            .set(Some(Coroutine::with_stack(stack, move |yielder, ()| {
+                        *core.coroutine.borrow_mut() =
+                            Some(Coroutine::with_stack(stack, move |yielder, ()| {
                                 fiber_main(yielder, body)
-                            })));
+                            }));
                     }
                     Err(e) => {
                         self.never_run(&task, e);
@@ -355,22 +355,29 @@ impl SchedInner {
             }
             State::Running | State::Finishing | State::Done => return,
         }
-        let Some(mut coroutine) = core.coroutine.take() else {
-            return;
+        let result = {
+            // Borrowed in place while the fiber runs (no move of the
+            // coroutine per switch); nothing else touches the cell of a
+            // running fiber (ownership rule 2 in task.rs).
+            let mut slot = core.coroutine.borrow_mut();
+            let Some(coroutine) = slot.as_mut() else {
+                return;
+            };
+            core.state.set(State::Running);
+            let previous = self.current.replace(Some(task.clone()));
+            let result = coroutine.resume(());
+            let mine = self.current.replace(previous);
+            drop(mine);
+            result
         };
-        core.state.set(State::Running);
-        let previous = self.current.replace(Some(task.clone()));
-        let result = coroutine.resume(());
-        let mine = self.current.replace(previous);
-        drop(mine);
-        match result {
-            CoroutineResult::Yield(()) => core.coroutine.set(Some(coroutine)),
-            CoroutineResult::Return(result) => {
+        if let CoroutineResult::Return(result) = result {
+            let coroutine = core.coroutine.borrow_mut().take();
+            if let Some(coroutine) = coroutine {
                 self.stacks
                     .borrow_mut()
                     .give_back(core.stack_size, coroutine.into_stack());
-                task::body_finished(self, &task, result);
             }
+            task::body_finished(self, &task, result);
         }
     }
 
@@ -457,7 +464,8 @@ impl SchedInner {
             }
             State::Suspended => {
                 core.unwinding.set(true);
-                if let Some(mut coroutine) = core.coroutine.take() {
+                let coroutine = core.coroutine.borrow_mut().take();
+                if let Some(mut coroutine) = coroutine {
                     let previous = self.current.replace(Some(task.clone()));
                     // A destructor that panics while the stack unwinds aborts
                     // the process (a panic during unwinding); anything else

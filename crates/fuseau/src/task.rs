@@ -10,11 +10,14 @@
 //!    that is not done; a fiber leaves it when it completes. So a live fiber
 //!    is never freed, and the parent/child links (strong both ways) only form
 //!    cycles until completion, which breaks them.
-//! 2. A fiber's `coroutine` cell holds its coroutine while it is suspended;
-//!    while it runs, the scheduler has taken it out (nothing else touches it).
-//! 3. No `RefCell` borrow is held while user code runs (a fiber body, a drop
-//!    of user data, a cancel callback) or across a context switch: every
-//!    borrow below is taken and released within one statement or block.
+//! 2. A fiber's `coroutine` cell holds its coroutine from its first run to
+//!    the end of its body. While the fiber runs, the scheduler keeps the cell
+//!    borrowed (the one borrow held across a context switch): only the
+//!    scheduler touches it, and only for a fiber that is not running.
+//! 3. Apart from that, no `RefCell` borrow is held while user code runs (a
+//!    fiber body, a drop of user data, a cancel callback) or across a
+//!    context switch: every borrow below is taken and released within one
+//!    statement or block.
 //! 4. A wake-up only queues a fiber; it never switches to it. Each wait has an
 //!    epoch; a [`Wakeup`] of an older epoch does nothing, and one that arrives
 //!    while the fiber is still running (before it suspends) is remembered in
@@ -92,7 +95,7 @@ pub(crate) struct FiberCore {
     /// unwinds): that panic is not the fiber's own (see `checkpoint`).
     resumed_panicking: Cell<bool>,
     pub(crate) yielder: YielderSlot,
-    pub(crate) coroutine: Cell<Option<FiberCoroutine>>,
+    pub(crate) coroutine: RefCell<Option<FiberCoroutine>>,
     pub(crate) slab_key: Cell<usize>,
     parent: RefCell<Option<Rc<dyn Task>>>,
     children: RefCell<Vec<Rc<dyn Task>>>,
@@ -209,7 +212,7 @@ impl FiberCore {
             unwinding: Cell::new(false),
             resumed_panicking: Cell::new(false),
             yielder: YielderSlot::new(),
-            coroutine: Cell::new(None),
+            coroutine: RefCell::new(None),
             slab_key: Cell::new(usize::MAX),
             parent: RefCell::new(None),
             children: RefCell::new(Vec::new()),
