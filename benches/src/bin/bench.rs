@@ -1,7 +1,9 @@
 //! The suite's driver: runs the system binaries (`bench-fuseau`,
-//! `bench-tokio`, `bench-may`, built beside it) as child processes,
-//! interleaved (A B C A B C …), pinned to one core, and summarises each
-//! metric as median [min–max] with the ratio fuseau/peer computed run by run.
+//! `bench-tokio`, `bench-may`, built beside it, and `bench-go`, which it
+//! builds from `benches/go/bench.go` when `go` is installed) as child
+//! processes, interleaved (A B C A B C …), pinned to one core, and
+//! summarises each metric as median [min–max] with the ratio fuseau/peer
+//! computed run by run.
 //! For W6 the system binary is an echo server, driven by the shared load
 //! generator `bench-load` pinned to another core.
 //!
@@ -29,7 +31,11 @@ struct Workload {
     served: bool,
 }
 
-const ALL: &[&str] = &["fuseau", "tokio", "may"];
+/// Every system; Go only when `go` is installed (see [`build_go`]).
+const ALL: &[&str] = &["fuseau", "tokio", "may", "go"];
+
+/// The binaries Cargo builds: the Rust systems and W6's load generator.
+const RUST_BINS: &[&str] = &["fuseau", "tokio", "may", "load"];
 
 const WORKLOADS: &[Workload] = &[
     Workload {
@@ -99,14 +105,14 @@ const WORKLOADS: &[Workload] = &[
         name: "W8",
         what: "serde_json streaming over TCP on 127.0.0.1 in one process: 50 connections × 1 000 requests, each answered before the next",
         params: &[50, 1_000],
-        systems: ALL,
+        systems: &["fuseau", "tokio", "may"],
         served: false,
     },
     Workload {
         name: "W9",
         what: "channel chain: 300 stages, each select-receiving from 2 bounded channels (capacity 4) and select-sending to 2, 3 000 values (900 000 forwards)",
         params: &[300, 3_000, 4],
-        systems: &["fuseau", "tokio"],
+        systems: &["fuseau", "tokio", "go"],
         served: false,
     },
 ];
@@ -370,6 +376,30 @@ fn pin_child(cmd: &mut Command, cpu: usize) {
     }
 }
 
+/// Builds Go's side of the suite (`benches/go/bench.go`) into
+/// `bin_dir/bench-go` when `go` is installed; whether it is there.
+fn build_go(bin_dir: &Path) -> bool {
+    let installed = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        return false;
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("go/bench.go");
+    let built = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(bin_dir.join("bench-go"))
+        .arg(source)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("building benches/go/bench.go failed: no Go column");
+    }
+    built
+}
+
 fn has_taskset() -> bool {
     Command::new("taskset")
         .arg("-c")
@@ -437,7 +467,7 @@ fn main() {
             std::process::exit(2);
         }
     }
-    for system in ALL.iter().chain(&["load"]) {
+    for system in RUST_BINS {
         let bin = bin_dir.join(format!("bench-{system}"));
         if !bin.exists() {
             eprintln!(
@@ -448,6 +478,7 @@ fn main() {
             std::process::exit(2);
         }
     }
+    let go = build_go(&bin_dir);
     let taskset = has_taskset();
     println!(
         "fuseau bench: {} warm-up + {} runs per workload, systems interleaved, pinned to CPU 0 \
@@ -462,6 +493,9 @@ fn main() {
         }
     );
     println!("machine: {}", machine());
+    if !go {
+        println!("go is not installed (or bench.go failed to build): no Go column");
+    }
     let mut csv = String::from("workload,system,metric,median,min,max\n");
     for w in WORKLOADS {
         if let Some(only) = &opts.only {
@@ -470,10 +504,16 @@ fn main() {
             }
         }
         println!("\n{}: {}", w.name, w.what);
+        let systems: Vec<&str> = w
+            .systems
+            .iter()
+            .copied()
+            .filter(|s| *s != "go" || go)
+            .collect();
         // results[system] = one entry per measured run.
         let mut results: BTreeMap<&str, Vec<RunResult>> = BTreeMap::new();
         for i in 0..opts.warmups + opts.runs {
-            for system in w.systems {
+            for system in &systems {
                 let r = run_one(&bin_dir, taskset, system, w);
                 if i >= opts.warmups {
                     results.entry(system).or_default().push(r);
@@ -489,7 +529,7 @@ fn main() {
         for metric in &metrics {
             println!("  {metric}");
             let mut per_system: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
-            for system in w.systems {
+            for system in &systems {
                 let runs = &results[system];
                 let values: Vec<Option<f64>> = runs
                     .iter()
@@ -514,7 +554,7 @@ fn main() {
                 }
                 per_system.insert(system, values);
             }
-            for peer in w.systems.iter().filter(|s| **s != "fuseau") {
+            for peer in systems.iter().filter(|s| **s != "fuseau") {
                 // The ratio of each run to its peer in the same round.
                 let ratios: Option<Vec<f64>> = per_system["fuseau"]
                     .iter()
