@@ -102,7 +102,8 @@ impl<T: 'static> FiberLocal<T> {
             match find(core, id) {
                 Some(v) => v,
                 None => {
-                    core.locals.borrow_mut().push((id, Box::new(value.clone())));
+                    let stored: Box<dyn Any> = Box::new(value.clone());
+                    core.with_extras(|e| e.locals.push((id, stored)));
                     value
                 }
             }
@@ -153,28 +154,31 @@ impl<T: 'static> FiberLocal<T> {
 }
 
 fn find<T: Clone + 'static>(core: &FiberCore, id: usize) -> Option<T> {
-    core.locals
-        .borrow()
-        .iter()
-        .find(|(k, _)| *k == id)
-        .and_then(|(_, v)| v.downcast_ref::<T>())
-        .cloned()
+    core.read_extras(|e| {
+        e.locals
+            .iter()
+            .find(|(k, _)| *k == id)
+            .and_then(|(_, v)| v.downcast_ref::<T>())
+            .cloned()
+    })
 }
 
 /// Replaces (or removes, with `None`) the value for `id`; returns the old one
 /// so that the caller drops it with no borrow held.
 fn replace(core: &FiberCore, id: usize, value: Option<Box<dyn Any>>) -> Option<Box<dyn Any>> {
-    let mut locals = core.locals.borrow_mut();
-    let index = locals.iter().position(|(k, _)| *k == id);
-    match (index, value) {
-        (Some(i), Some(v)) => Some(std::mem::replace(&mut locals[i].1, v)),
-        (Some(i), None) => Some(locals.swap_remove(i).1),
-        (None, Some(v)) => {
-            locals.push((id, v));
-            None
+    core.with_extras(|e| {
+        let locals = &mut e.locals;
+        let index = locals.iter().position(|(k, _)| *k == id);
+        match (index, value) {
+            (Some(i), Some(v)) => Some(std::mem::replace(&mut locals[i].1, v)),
+            (Some(i), None) => Some(locals.swap_remove(i).1),
+            (None, Some(v)) => {
+                locals.push((id, v));
+                None
+            }
+            (None, None) => None,
         }
-        (None, None) => None,
-    }
+    })
 }
 
 impl<T: 'static> fmt::Debug for FiberLocal<T> {

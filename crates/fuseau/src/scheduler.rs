@@ -504,7 +504,7 @@ fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<dyn Task>) -> Result<()> {
     // fiber-only calls still work in their destructors; also when the
     // scheduler force-unwinds the fiber (before the unwind goes on), or they
     // would outlive the teardown for as long as a handle to the fiber lives.
-    let locals = core.locals.take();
+    let locals = core.take_extra(|e| &mut e.locals);
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(locals)));
     let result = result.unwrap_or_else(|payload| rethrow_if_unwinding(core, payload));
     match dropped {

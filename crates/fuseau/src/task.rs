@@ -103,19 +103,27 @@ pub(crate) struct FiberCore {
     cancelled: RefCell<Option<(Error, Origin)>>,
     failure: RefCell<Option<Error>>,
     joiners: RefCell<Vec<Wakeup>>,
-    /// Wakers of futures waiting for the fiber to be done (`poll_done`).
-    done_wakers: RefCell<Vec<Waker>>,
-    /// Runs when the fiber is done, after its joiners are woken (remote
-    /// fibers send their result back with it).
-    on_done: RefCell<Option<Box<dyn FnOnce()>>>,
-    callbacks: RefCell<Vec<(u64, CancelCallback)>>,
-    next_callback: Cell<u64>,
-    /// Fiber-local values, keyed by `FiberLocal` id.
-    pub(crate) locals: RefCell<Vec<(usize, Box<dyn Any>)>>,
-    /// Deadline timers (`cancel_after`) to disarm when the fiber is done.
-    pub(crate) deadlines: RefCell<Vec<TimerKey>>,
+    /// What most fibers never use, allocated on first use, so that a
+    /// fiber's record stays small (see `Extras`).
+    extras: RefCell<Option<Box<Extras>>>,
     /// The fiber's last `Waker` (see `Wakeup::to_waker`).
     pub(crate) waker_cache: Cell<Option<Arc<RemoteWakeup>>>,
+}
+
+/// The rarely used parts of a fiber.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Wakers of futures waiting for the fiber to be done (`poll_done`).
+    done_wakers: Vec<Waker>,
+    /// Runs when the fiber is done, after its joiners are woken (remote
+    /// fibers send their result back with it).
+    on_done: Option<Box<dyn FnOnce()>>,
+    callbacks: Vec<(u64, CancelCallback)>,
+    next_callback: u64,
+    /// Fiber-local values, keyed by `FiberLocal` id.
+    pub(crate) locals: Vec<(usize, Box<dyn Any>)>,
+    /// Deadline timers (`cancel_after`) to disarm when the fiber is done.
+    pub(crate) deadlines: Vec<TimerKey>,
 }
 
 /// A fiber as the scheduler sees it: its core plus a body of unknown type.
@@ -220,12 +228,7 @@ impl FiberCore {
             cancelled: RefCell::new(None),
             failure: RefCell::new(None),
             joiners: RefCell::new(Vec::new()),
-            done_wakers: RefCell::new(Vec::new()),
-            on_done: RefCell::new(None),
-            callbacks: RefCell::new(Vec::new()),
-            next_callback: Cell::new(0),
-            locals: RefCell::new(Vec::new()),
-            deadlines: RefCell::new(Vec::new()),
+            extras: RefCell::new(None),
             waker_cache: Cell::new(None),
         }
     }
@@ -288,7 +291,28 @@ impl FiberCore {
 
     /// Sets what runs when the fiber is done (at most one hook).
     pub(crate) fn set_on_done(&self, hook: Box<dyn FnOnce()>) {
-        *self.on_done.borrow_mut() = Some(hook);
+        self.with_extras(|e| e.on_done = Some(hook));
+    }
+
+    /// Runs `f` on the fiber's extras, allocating them on first use. `f`
+    /// must not run user code (the extras are borrowed).
+    pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        f(self.extras.borrow_mut().get_or_insert_with(Box::default))
+    }
+
+    /// Takes something out of the extras (`Default` if there are none),
+    /// to be dropped or used with no borrow held.
+    pub(crate) fn take_extra<R: Default>(&self, f: impl FnOnce(&mut Extras) -> &mut R) -> R {
+        self.extras
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(f(e)))
+            .unwrap_or_default()
+    }
+
+    /// Reads the extras, if the fiber has any.
+    pub(crate) fn read_extras<R>(&self, f: impl FnOnce(&Extras) -> Option<R>) -> Option<R> {
+        self.extras.borrow().as_deref().and_then(f)
     }
 
     /// Registers a joiner, woken when this fiber is done.
@@ -299,10 +323,11 @@ impl FiberCore {
     /// Registers `waker` to be woken when this fiber is done (once per
     /// distinct waker).
     pub(crate) fn add_done_waker(&self, waker: &Waker) {
-        let mut wakers = self.done_wakers.borrow_mut();
-        if !wakers.iter().any(|w| w.will_wake(waker)) {
-            wakers.push(waker.clone());
-        }
+        self.with_extras(|e| {
+            if !e.done_wakers.iter().any(|w| w.will_wake(waker)) {
+                e.done_wakers.push(waker.clone());
+            }
+        });
     }
 
     pub(crate) fn remove_joiner(&self, joiner: &Rc<dyn Task>) {
@@ -310,15 +335,18 @@ impl FiberCore {
     }
 
     pub(crate) fn add_callback(&self, cb: Box<dyn FnOnce(&Error)>) -> u64 {
-        let token = self.next_callback.get();
-        self.next_callback.set(token + 1);
-        self.callbacks.borrow_mut().push((token, cb));
-        token
+        self.with_extras(|e| {
+            let token = e.next_callback;
+            e.next_callback += 1;
+            e.callbacks.push((token, cb));
+            token
+        })
     }
 
     /// Removes a callback; `None` if it already ran (or was removed).
     pub(crate) fn remove_callback(&self, token: u64) -> Option<CancelCallback> {
-        let mut callbacks = self.callbacks.borrow_mut();
+        let mut extras = self.extras.borrow_mut();
+        let callbacks = &mut extras.as_mut()?.callbacks;
         let index = callbacks.iter().position(|(t, _)| *t == token)?;
         Some(callbacks.remove(index).1)
     }
@@ -367,7 +395,7 @@ pub(crate) fn cancel(task: &Rc<dyn Task>, error: Error, origin: Origin) {
             continue;
         }
         *core.cancelled.borrow_mut() = Some((e.clone(), o));
-        let callbacks = std::mem::take(&mut *core.callbacks.borrow_mut());
+        let callbacks = core.take_extra(|e| &mut e.callbacks);
         for (_, cb) in callbacks.into_iter().rev() {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb(&e))) {
                 panics.push((t.clone(), Error::from_panic(payload)));
@@ -435,20 +463,22 @@ pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
             return;
         }
         core.state.set(State::Done);
-        for key in core.deadlines.take() {
+        // Taken whole: what it holds (callbacks, wakers, the hook) is user
+        // code, run or dropped below with no borrow held.
+        let extras = core.extras.take().map(|e| *e).unwrap_or_default();
+        for key in extras.deadlines {
             sched.remove_timer(key);
         }
-        drop(core.callbacks.take());
+        drop(extras.callbacks);
         for joiner in core.joiners.take() {
             joiner.wake();
         }
-        for waker in core.done_wakers.take() {
+        for waker in extras.done_wakers {
             // A foreign waker: whatever it does must not unwind through
             // the scheduler.
             let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
-        let on_done = core.on_done.take();
-        if let Some(hook) = on_done {
+        if let Some(hook) = extras.on_done {
             // Internal hooks do not panic, but they wake foreign wakers:
             // keep anything that does from unwinding through the scheduler.
             let _ = catch_unwind(AssertUnwindSafe(hook));

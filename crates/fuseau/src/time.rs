@@ -155,7 +155,7 @@ pub fn cancel_after(duration: Duration) -> Result<()> {
         .expect("a running fiber's scheduler is alive");
     if let Some(deadline) = sched.now().checked_add(duration) {
         let key = sched.add_timer(deadline, TimerAction::Deadline(me.clone()));
-        me.core().deadlines.borrow_mut().push(key);
+        me.core().with_extras(|e| e.deadlines.push(key));
     }
     Ok(())
 }
