@@ -84,7 +84,14 @@ pub fn render(csv: &str, path: &Path, title: &str) -> Result<(), String> {
         return Err("no ratio to plot".into());
     }
     let rows = distinct(&ratios, |r| &r.row);
-    let peers = distinct(&ratios, |r| &r.peer);
+    let mut peers = distinct(&ratios, |r| &r.peer);
+    // The same colour for a peer in every plot: a fixed order, others last.
+    peers.sort_by_key(|p| {
+        ["tokio", "may", "go"]
+            .iter()
+            .position(|k| k == p)
+            .unwrap_or(usize::MAX)
+    });
     // Two empty rows at the top hold the legend.
     let height = 110 + 26 * (rows.len() as u32 + 2);
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
