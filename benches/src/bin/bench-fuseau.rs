@@ -55,8 +55,37 @@ fn w2(n: u64) -> Result<()> {
     let b = spawn(move || (0..n / 2).try_for_each(|_| yield_now()));
     a.join()?;
     b.join()?;
-    report(&[("ns_per_yield", ns_per(start.elapsed(), n / 2 * 2))]);
+    let elapsed = start.elapsed();
+    report(&[
+        ("ns_per_yield", ns_per(elapsed, n / 2 * 2)),
+        ("switch_floor_ns_per_yield", switch_floor(n)),
+    ]);
     Ok(())
+}
+
+/// The floor under W2 for any runtime on corosensei: two bare coroutines
+/// resumed alternately from a loop, `n` suspensions in all, with no
+/// scheduler. What fuseau's `yield_now` costs above it is bookkeeping (run
+/// queue, cancellation checks, the current fiber, the coop budget).
+fn switch_floor(n: u64) -> f64 {
+    use corosensei::{Coroutine, CoroutineResult};
+    let yielder = move |y: &corosensei::Yielder<(), ()>, ()| {
+        for _ in 0..n / 2 {
+            y.suspend(());
+        }
+    };
+    let mut a = Coroutine::new(yielder);
+    let mut b = Coroutine::new(yielder);
+    let start = Instant::now();
+    loop {
+        let a_done = matches!(a.resume(()), CoroutineResult::Return(()));
+        let b_done = matches!(b.resume(()), CoroutineResult::Return(()));
+        if a_done && b_done {
+            break;
+        }
+    }
+    // The two final resumes (that return) are not suspensions.
+    ns_per(start.elapsed(), n / 2 * 2)
 }
 
 /// One producer, one consumer, `n` u64 through a bounded channel.

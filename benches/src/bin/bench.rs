@@ -536,7 +536,11 @@ fn main() {
                     .map(|r| r.as_ref().ok().and_then(|m| m.get(metric).copied()))
                     .collect();
                 let ok: Vec<f64> = values.iter().flatten().copied().collect();
-                if ok.len() == values.len() {
+                let all_ran = runs.iter().all(Result::is_ok);
+                if ok.is_empty() && all_ran {
+                    // A metric only some systems report (fuseau's switch
+                    // floor, say): nothing to show for this one.
+                } else if ok.len() == values.len() {
                     let s = stats(&ok);
                     println!("    {system:<8} {}", fmt_stats(s));
                     let _ = writeln!(
