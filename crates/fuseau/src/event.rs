@@ -756,6 +756,32 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore)]
+    fn a_fiber_reuses_its_waker_only_once_nobody_holds_it() {
+        with_watchdog(Duration::from_secs(60), || {
+            crate::block_on(|| {
+                let me = current_task().unwrap();
+                let first = Wakeup::for_task(&me).to_waker();
+                let address = first.data();
+                first.wake_by_ref();
+                task::park(&me); // ends the wait: a new epoch
+                drop(first);
+                let reused = Wakeup::for_task(&me).to_waker();
+                assert_eq!(reused.data(), address, "an unused waker is reused");
+                let fresh = Wakeup::for_task(&me).to_waker();
+                assert_ne!(fresh.data(), address, "a waker someone holds is kept");
+                // The reused waker carries the new wait's epoch: if it kept
+                // the old one, this wake-up would be stale and park would
+                // never return.
+                reused.wake_by_ref();
+                task::park(&me);
+                Ok(())
+            })
+        })
+        .unwrap();
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
     fn wakers_of_finished_fibers_do_nothing() {
         let sched = Scheduler::new(Manual, Config::new());
         let old: Rc<RefCell<Vec<(Wakeup, Waker)>>> = Rc::default();
