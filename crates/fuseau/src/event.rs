@@ -21,7 +21,7 @@ use crate::cancel::CancelHandle;
 use crate::error::Result;
 use crate::fiber::FiberId;
 use crate::remote::Remote;
-use crate::scheduler::{current_task, not_in_fiber, require_task};
+use crate::scheduler::{current_task, not_in_fiber, require_task, wake_on_this_thread};
 use crate::task::{self, FiberCore, State, Task};
 
 /// Wakes a fiber that waits (thread-bound; see [`Wakeup::to_waker`] for
@@ -79,10 +79,13 @@ impl Wakeup {
         self.task.core().id
     }
 
-    /// A [`Waker`] that may be sent to, and woken from, any thread. Waking
-    /// it sends a message to the fiber's scheduler and unparks its event
-    /// loop; the scheduler then wakes the fiber as [`wake`](Wakeup::wake)
-    /// would. A waker outliving its scheduler does nothing.
+    /// A [`Waker`] that may be sent to, and woken from, any thread. Woken
+    /// on the scheduler's own thread (by a Tokio task, say), it wakes the
+    /// fiber at once, as [`wake`](Wakeup::wake) would, and unparks the event
+    /// loop if the scheduler is not running; woken from another thread, it
+    /// sends a message to the scheduler and unparks its event loop, and the
+    /// scheduler then wakes the fiber. A waker outliving its scheduler does
+    /// nothing.
     pub fn to_waker(&self) -> Waker {
         let core = self.task.core();
         // The fiber keeps the `Arc` of its last waker: when nobody else
@@ -134,7 +137,9 @@ impl Wake for RemoteWakeup {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(remote) = self.remote.upgrade() {
-            remote.wake(self.key, self.id, self.epoch);
+            if !wake_on_this_thread(&remote, self.key, self.id, self.epoch) {
+                remote.wake(self.key, self.id, self.epoch);
+            }
         }
     }
 }

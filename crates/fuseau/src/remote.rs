@@ -6,7 +6,9 @@
 //! 1. Other threads reach a scheduler only through its `Remote`, shared by
 //!    `Arc`: they push messages to its inbox, a lock-free queue, then unpark
 //!    its event loop. The scheduler drains the inbox in every iteration, after
-//!    every wait, so a message pushed before an unpark is never missed.
+//!    every wait, so a message pushed before an unpark is never missed. (A
+//!    waker woken on the scheduler's own thread skips the inbox and queues
+//!    the fiber directly: `scheduler::wake_on_this_thread`.)
 //! 2. A message that names a fiber identifies it by slab key *and* id, so one
 //!    for a fiber that is gone, or whose slot was reused, does nothing.
 //! 3. Spawns and cancels are pushed under the `gate` lock, and only while it

@@ -22,6 +22,7 @@ use slab::Slab;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event_loop::EventLoop;
+use crate::fiber::FiberId;
 use crate::remote::{Message, Remote};
 use crate::stack::StackPool;
 use crate::task::{self, Origin, State, Task};
@@ -137,6 +138,47 @@ struct MicroTask {
 thread_local! {
     /// The scheduler whose iteration is running on this thread, if any.
     static CONTEXT: RefCell<Option<Rc<SchedInner>>> = const { RefCell::new(None) };
+}
+
+thread_local! {
+    /// The schedulers alive on this thread, by the address of their
+    /// `Remote`: a `Waker` woken on its scheduler's own thread (by a Tokio
+    /// task, or a future polled by a fiber) queues the fiber at once,
+    /// without the inbox (see `wake_on_this_thread`).
+    static ON_THIS_THREAD: RefCell<Vec<(usize, Weak<SchedInner>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes wait `epoch` of fiber `id` (at slab key `key`) of the scheduler
+/// that owns `remote`, if that scheduler lives on this thread and is
+/// active. `false` otherwise: the caller then sends the wake-up through the
+/// inbox, which also handles a scheduler being disposed of.
+pub(crate) fn wake_on_this_thread(
+    remote: &Arc<Remote>,
+    key: usize,
+    id: FiberId,
+    epoch: u64,
+) -> bool {
+    let address = Arc::as_ptr(remote) as usize;
+    let sched = ON_THIS_THREAD
+        .try_with(|schedulers| {
+            let schedulers = schedulers.try_borrow().ok()?;
+            let (_, sched) = schedulers.iter().find(|(a, _)| *a == address)?;
+            sched.upgrade()
+        })
+        .ok()
+        .flatten();
+    let Some(sched) = sched.filter(|s| s.is_active()) else {
+        return false;
+    };
+    let Ok(fibers) = sched.fibers.try_borrow() else {
+        return false;
+    };
+    let task = fibers.get(key).filter(|t| t.core().id == id).cloned();
+    drop(fibers);
+    if let Some(task) = task {
+        task::FiberCore::wake(&task, epoch);
+    }
+    true
 }
 
 /// Makes a scheduler current on this thread; restores the previous one on drop.
@@ -295,7 +337,7 @@ impl SchedInner {
     }
 
     /// The live fiber at slab key `key`, if it has id `id`.
-    fn fiber(&self, key: usize, id: crate::FiberId) -> Option<Rc<dyn Task>> {
+    fn fiber(&self, key: usize, id: FiberId) -> Option<Rc<dyn Task>> {
         let task = self.fibers.borrow().get(key).cloned();
         task.filter(|t| t.core().id == id)
     }
@@ -492,6 +534,13 @@ impl Drop for SchedInner {
         // covers a scheduler whose last reference was dropped from inside
         // one of its own iterations.
         self.teardown();
+        let address = Arc::as_ptr(&self.remote) as usize;
+        // Not while the thread's locals are being destroyed.
+        let _ = ON_THIS_THREAD.try_with(|schedulers| {
+            if let Ok(mut schedulers) = schedulers.try_borrow_mut() {
+                schedulers.retain(|(a, _)| *a != address);
+            }
+        });
     }
 }
 
@@ -570,7 +619,7 @@ impl Scheduler {
     pub fn new(event_loop: impl EventLoop + 'static, config: Config) -> Scheduler {
         crate::error::install_panic_hook();
         let unpark = event_loop.unparker();
-        Scheduler {
+        let scheduler = Scheduler {
             inner: Rc::new(SchedInner {
                 event_loop: Box::new(event_loop),
                 stacks: RefCell::new(StackPool::new(config.stack_pool_size)),
@@ -587,7 +636,14 @@ impl Scheduler {
                 owners: Cell::new(1),
             }),
             owner: true,
-        }
+        };
+        let address = Arc::as_ptr(&scheduler.inner.remote) as usize;
+        ON_THIS_THREAD.with(|schedulers| {
+            schedulers
+                .borrow_mut()
+                .push((address, Rc::downgrade(&scheduler.inner)));
+        });
+        scheduler
     }
 
     /// The scheduler of the running fiber (or micro-task).
