@@ -66,7 +66,11 @@ impl Config {
         self
     }
 
-    /// How many free stacks the scheduler keeps for reuse.
+    /// How many free stacks the scheduler keeps for reuse. A finished
+    /// fiber's stack always goes back to the pool; the surplus over this
+    /// size is unmapped later, a batch at a time, when no fiber is ready
+    /// (so a burst of fibers that finish together does not wait for a
+    /// `munmap` each).
     pub fn stack_pool_size(mut self, stacks: usize) -> Config {
         self.stack_pool_size = stacks;
         self
@@ -481,6 +485,11 @@ impl SchedInner {
             }
         }
         self.run_micro_tasks();
+        // No fiber is left to delay: unmap the whole surplus now.
+        while self.stacks.borrow().over_capacity() {
+            let unmapped = self.stacks.borrow_mut().trim();
+            drop(unmapped);
+        }
         self.phase.set(Phase::Disposed);
         let queued = std::mem::take(&mut *self.run_queue.borrow_mut());
         drop(queued);
@@ -689,7 +698,8 @@ impl Scheduler {
         self.inner.fibers.borrow().len()
     }
 
-    /// How many free stacks the pool keeps right now.
+    /// How many free stacks the pool keeps right now (past the configured
+    /// size until the scheduler is idle long enough to trim it).
     pub fn n_pooled_stacks(&self) -> usize {
         self.inner.stacks.borrow().kept()
     }
@@ -759,12 +769,20 @@ impl Scheduler {
         }
         inner.drain_inbox();
         inner.in_iteration.set(was_in_iteration);
-        if inner.run_queue.borrow().is_empty() && inner.micro_tasks.borrow().is_empty() {
-            Iteration::Idle {
-                deadline: inner.timers.borrow().next_deadline(),
+        if !inner.run_queue.borrow().is_empty() || !inner.micro_tasks.borrow().is_empty() {
+            return Iteration::Busy;
+        }
+        // Idle: the time to unmap surplus stacks, a batch per iteration so
+        // that the event loop gets its turns in between.
+        if inner.stacks.borrow().over_capacity() {
+            let unmapped = inner.stacks.borrow_mut().trim();
+            drop(unmapped);
+            if inner.stacks.borrow().over_capacity() {
+                return Iteration::Busy;
             }
-        } else {
-            Iteration::Busy
+        }
+        Iteration::Idle {
+            deadline: inner.timers.borrow().next_deadline(),
         }
     }
 }

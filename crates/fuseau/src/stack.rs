@@ -6,7 +6,14 @@
 //! instead of writing over other memory. A fiber takes a stack when it first
 //! runs (a fiber that has not started has none) and gives it back when its
 //! body returns.
+//!
+//! A stack given back always goes to the pool, so a burst of fibers that
+//! finish together costs no system call then; the pool is trimmed back to
+//! its capacity later, a batch at a time, when the scheduler is idle
+//! ([`StackPool::trim`]). Unmapping is the expensive part (a `munmap` each),
+//! and idle time is when it delays nobody.
 
+use std::collections::VecDeque;
 use std::io;
 
 use corosensei::stack::DefaultStack;
@@ -16,14 +23,19 @@ use crate::error::{Error, ErrorKind, Result};
 /// Stacks kept for reuse, grouped by the size they were asked for.
 pub(crate) struct StackPool {
     /// `(size, free stacks of that size)`; almost always one entry, the
-    /// default size, so a linear search is the fastest map.
-    free: Vec<(usize, Vec<DefaultStack>)>,
-    /// How many free stacks may be kept in all.
+    /// default size, so a linear search is the fastest map. Reuse takes the
+    /// most recently returned stack (its pages are the likeliest to be in
+    /// memory and cache); trimming unmaps the oldest.
+    free: Vec<(usize, VecDeque<DefaultStack>)>,
+    /// How many free stacks may be kept once trimmed.
     capacity: usize,
     kept: usize,
 }
 
 impl StackPool {
+    /// Stacks unmapped per [`trim`](StackPool::trim).
+    pub(crate) const TRIM_BATCH: usize = 64;
+
     pub(crate) fn new(capacity: usize) -> StackPool {
         StackPool {
             free: Vec::new(),
@@ -41,7 +53,7 @@ impl StackPool {
     /// message names the limit that is most likely hit and how to raise it.
     pub(crate) fn take(&mut self, size: usize) -> Result<DefaultStack> {
         if let Some((_, stacks)) = self.free.iter_mut().find(|(s, _)| *s == size) {
-            if let Some(stack) = stacks.pop() {
+            if let Some(stack) = stacks.pop_back() {
                 self.kept -= 1;
                 return Ok(stack);
             }
@@ -57,17 +69,37 @@ impl StackPool {
         DefaultStack::new(size).map_err(|e| stack_error(size, e))
     }
 
-    /// Gives back a stack of `size` usable bytes; it is kept if the pool has
-    /// room and unmapped otherwise.
+    /// Gives back a stack of `size` usable bytes. It is kept, even past the
+    /// capacity, until the next [`trim`](StackPool::trim).
     pub(crate) fn give_back(&mut self, size: usize, stack: DefaultStack) {
-        if self.kept >= self.capacity {
-            return;
-        }
         self.kept += 1;
         match self.free.iter_mut().find(|(s, _)| *s == size) {
-            Some((_, stacks)) => stacks.push(stack),
-            None => self.free.push((size, vec![stack])),
+            Some((_, stacks)) => stacks.push_back(stack),
+            None => self.free.push((size, VecDeque::from([stack]))),
         }
+    }
+
+    /// `true` while more stacks are kept than the capacity allows.
+    pub(crate) fn over_capacity(&self) -> bool {
+        self.kept > self.capacity
+    }
+
+    /// Unmaps up to [`TRIM_BATCH`](StackPool::TRIM_BATCH) of the oldest
+    /// surplus stacks; returns them, for the caller to drop (each drop is a
+    /// `munmap`) with the pool no longer borrowed.
+    pub(crate) fn trim(&mut self) -> Vec<DefaultStack> {
+        let surplus = self.kept.saturating_sub(self.capacity);
+        let mut unmapped = Vec::with_capacity(surplus.min(Self::TRIM_BATCH));
+        for (_, stacks) in &mut self.free {
+            while unmapped.len() < surplus.min(Self::TRIM_BATCH) {
+                match stacks.pop_front() {
+                    Some(stack) => unmapped.push(stack),
+                    None => break,
+                }
+            }
+        }
+        self.kept -= unmapped.len();
+        unmapped
     }
 
     /// How many stacks are kept for reuse.
@@ -104,19 +136,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stacks_are_reused_up_to_capacity() {
+    fn stacks_are_reused_and_trimmed_to_capacity() {
         let mut pool = StackPool::new(2);
         let a = pool.take(64 * 1024).unwrap();
         let b = pool.take(64 * 1024).unwrap();
         let c = pool.take(64 * 1024).unwrap();
         let a_base = corosensei::stack::Stack::base(&a);
+        let c_base = corosensei::stack::Stack::base(&c);
         pool.give_back(64 * 1024, a);
         pool.give_back(64 * 1024, b);
-        pool.give_back(64 * 1024, c); // over capacity: unmapped
+        pool.give_back(64 * 1024, c); // kept until trimmed
+        assert_eq!(pool.kept(), 3);
+        assert!(pool.over_capacity());
+        let unmapped = pool.trim();
+        assert_eq!(unmapped.len(), 1);
+        assert_eq!(
+            corosensei::stack::Stack::base(&unmapped[0]),
+            a_base,
+            "the oldest goes"
+        );
         assert_eq!(pool.kept(), 2);
+        assert!(!pool.over_capacity());
+        assert!(pool.trim().is_empty());
+        // Reuse takes the most recently returned stack.
+        let c2 = pool.take(64 * 1024).unwrap();
+        assert_eq!(corosensei::stack::Stack::base(&c2), c_base);
         let _b = pool.take(64 * 1024).unwrap();
-        let a2 = pool.take(64 * 1024).unwrap();
-        assert_eq!(corosensei::stack::Stack::base(&a2), a_base);
+        assert_eq!(pool.kept(), 0);
+    }
+
+    #[test]
+    fn trimming_goes_a_batch_at_a_time() {
+        let mut pool = StackPool::new(0);
+        let stacks: Vec<_> = (0..StackPool::TRIM_BATCH + 3)
+            .map(|_| pool.take(16 * 1024).unwrap())
+            .collect();
+        for s in stacks {
+            pool.give_back(16 * 1024, s);
+        }
+        assert_eq!(pool.trim().len(), StackPool::TRIM_BATCH);
+        assert_eq!(pool.trim().len(), 3);
         assert_eq!(pool.kept(), 0);
     }
 

@@ -5,7 +5,7 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::{Counter, Sim, HOUR};
-use fuseau::{Builder, Config, ErrorKind};
+use fuseau::{Builder, Config, ErrorKind, Iteration};
 
 /// The address of a local variable of the running fiber: where its stack is.
 fn stack_address() -> fuseau::Result<usize> {
@@ -213,4 +213,34 @@ fn absurd_stack_sizes_fail_cleanly() {
 fn block_on_with_uses_the_config() {
     let result = fuseau::block_on_with(Config::new().stack_size(1 << 47), || Ok(()));
     assert_clear_stack_error(&result.unwrap_err());
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn surplus_stacks_are_unmapped_a_batch_at_a_time_once_idle() {
+    let config = Config::new().stack_pool_size(4).budget(1_000);
+    let sim = Sim::with_config(config);
+    let fibers: Vec<_> = (0..200)
+        .map(|_| sim.spawn(|| fuseau::sleep(common::ms(1))))
+        .collect();
+    sim.run_until_idle();
+    assert_eq!(
+        sim.sched.n_pooled_stacks(),
+        0,
+        "each sleeper holds its stack"
+    );
+    sim.advance(common::ms(1));
+    let mut pooled = Vec::new();
+    loop {
+        let iteration = sim.sched.run_iteration();
+        pooled.push(sim.sched.n_pooled_stacks());
+        if let Iteration::Idle { .. } = iteration {
+            break;
+        }
+    }
+    assert!(fibers.iter().all(|f| f.is_done()));
+    // All 200 finish in the first iteration and give their stacks back;
+    // then each idle iteration unmaps 64 of the surplus and reports itself
+    // busy until the pool is down to its size.
+    assert_eq!(pooled, [200 - 64, 200 - 128, 200 - 192, 4]);
 }
