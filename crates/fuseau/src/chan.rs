@@ -232,6 +232,12 @@ impl<T> State<T> {
         } else {
             &mut self.senders
         };
+        if queue.capacity() == 0 {
+            // Most channels have one waiter at a time (often a fiber blocked
+            // on a channel of its own): start with room for one, not the
+            // four a `VecDeque` would allocate.
+            queue.reserve_exact(1);
+        }
         queue.push_back(Waiter { id, wakeup, slot });
         id
     }
