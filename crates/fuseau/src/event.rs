@@ -30,7 +30,7 @@ use crate::task::{self, FiberCore, State, Task};
 /// Cheap to clone: all clones wake the same wait.
 #[derive(Clone)]
 pub struct Wakeup {
-    task: Rc<dyn Task>,
+    task: Rc<Task>,
     epoch: u64,
     /// Which branch of a `select` this wake-up was given to.
     branch: usize,
@@ -38,12 +38,12 @@ pub struct Wakeup {
 
 impl Wakeup {
     /// A wake-up for the current wait of `task` (the running fiber).
-    pub(crate) fn for_task(task: &Rc<dyn Task>) -> Wakeup {
+    pub(crate) fn for_task(task: &Rc<Task>) -> Wakeup {
         Wakeup::for_branch(task, 0)
     }
 
     /// A wake-up for branch `branch` of the current wait of `task`.
-    pub(crate) fn for_branch(task: &Rc<dyn Task>, branch: usize) -> Wakeup {
+    pub(crate) fn for_branch(task: &Rc<Task>, branch: usize) -> Wakeup {
         Wakeup {
             task: task.clone(),
             epoch: task.core().epoch(),
@@ -51,7 +51,7 @@ impl Wakeup {
         }
     }
 
-    pub(crate) fn is_for(&self, task: &Rc<dyn Task>) -> bool {
+    pub(crate) fn is_for(&self, task: &Rc<Task>) -> bool {
         Rc::ptr_eq(&self.task, task)
     }
 
@@ -383,7 +383,7 @@ pub(crate) fn wait_for<E: Event>(mut event: E, call: &str) -> Result<E::Output> 
 /// its next wait (a `sleep`, say), a channel could claim it and hand over a
 /// value that nobody receives, and wake the fiber spuriously.
 struct Registrations<'a, U: Registered + ?Sized> {
-    me: &'a Rc<dyn Task>,
+    me: &'a Rc<Task>,
     registered: &'a mut U,
     /// The wait is still open: it never got to `park`, which ends it.
     open: bool,
@@ -413,7 +413,7 @@ impl Registered for Option<CancelHandle> {
 }
 
 impl<'a, U: Registered + ?Sized> Registrations<'a, U> {
-    fn new(me: &'a Rc<dyn Task>, registered: &'a mut U) -> Registrations<'a, U> {
+    fn new(me: &'a Rc<Task>, registered: &'a mut U) -> Registrations<'a, U> {
         Registrations {
             me,
             registered,

@@ -12,7 +12,7 @@ use crate::event::Wakeup;
 use crate::scheduler::{
     current_sched, current_task, inactive, not_in_fiber, SchedInner, Scheduler,
 };
-use crate::task::{self, FiberCell, FiberCore, Origin, Task, TypedTask};
+use crate::task::{self, FiberCore, Origin, Task, TaskCell, TypedTask};
 
 /// The unique name of a fiber: unique in the process, never reused.
 ///
@@ -201,7 +201,7 @@ impl Builder {
     fn spawn_inner<T: 'static>(
         self,
         sched: &Rc<SchedInner>,
-        parent: Option<&Rc<dyn Task>>,
+        parent: Option<&Rc<Task>>,
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Result<Fiber<T>> {
         if !sched.is_active() {
@@ -214,8 +214,8 @@ impl Builder {
             self.stack_size.unwrap_or(sched.config().get_stack_size()),
             self.propagate,
         );
-        let cell = Rc::new(FiberCell::new(core, f));
-        let task: Rc<dyn Task> = cell.clone();
+        let cell = Rc::new(TaskCell::new(core, f));
+        let task: Rc<Task> = cell.clone();
         sched.register(&task);
         if let Some(parent) = parent {
             task::link(parent, &task);
@@ -280,7 +280,7 @@ pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
 /// assert_send::<fuseau::Fiber<()>>();
 /// ```
 pub struct Fiber<T: 'static> {
-    task: Rc<dyn TypedTask<T>>,
+    task: Rc<TypedTask<T>>,
 }
 
 impl<T: 'static> Fiber<T> {
@@ -340,7 +340,7 @@ impl<T: 'static> Fiber<T> {
     /// that joins itself or one of its ancestors (which would wait forever)
     /// gets [`ErrorKind::Other`].
     pub fn join(self) -> Result<T> {
-        let target: Rc<dyn Task> = self.task.clone();
+        let target: Rc<Task> = self.task.clone();
         match current_task() {
             Some(me) => {
                 task::checkpoint(&me)?;
@@ -367,6 +367,7 @@ impl<T: 'static> Fiber<T> {
         }
         Some(Ok(self
             .task
+            .body()
             .take_output()
             .expect("a fiber done without failure has its value")))
     }
@@ -378,7 +379,7 @@ impl<T: 'static> Fiber<T> {
 }
 
 /// Suspends `me` until `target` is done, or `me` is cancelled.
-fn wait_done(me: &Rc<dyn Task>, target: &Rc<dyn Task>) -> Result<()> {
+fn wait_done(me: &Rc<Task>, target: &Rc<Task>) -> Result<()> {
     let mut ancestor = Some(me.clone());
     while let Some(a) = ancestor {
         if Rc::ptr_eq(&a, target) {
@@ -406,7 +407,7 @@ fn wait_done(me: &Rc<dyn Task>, target: &Rc<dyn Task>) -> Result<()> {
 
 impl<T: 'static> Drop for Fiber<T> {
     fn drop(&mut self) {
-        self.task.release_output();
+        self.task.body().release_output();
     }
 }
 
@@ -430,7 +431,7 @@ fn debug_fiber(core: &FiberCore, type_name: &str, f: &mut fmt::Formatter<'_>) ->
 /// about it. Thread-bound (`!Send`).
 #[derive(Clone)]
 pub struct AnyFiber {
-    task: Rc<dyn Task>,
+    task: Rc<Task>,
 }
 
 impl AnyFiber {
@@ -564,8 +565,8 @@ pub(crate) mod tests_support {
     use super::*;
 
     /// A fiber of no scheduler, for tests of data structures.
-    pub(crate) fn dummy_task() -> Rc<dyn Task> {
+    pub(crate) fn dummy_task() -> Rc<Task> {
         let core = FiberCore::new(FiberId::next(), None, std::rc::Weak::new(), 0, true);
-        Rc::new(FiberCell::new(core, || Ok(())))
+        Rc::new(TaskCell::new(core, || Ok(())))
     }
 }

@@ -121,10 +121,10 @@ pub(crate) struct SchedInner {
     event_loop: Box<dyn EventLoop>,
     config: Config,
     remote: Arc<Remote>,
-    run_queue: RefCell<VecDeque<Rc<dyn Task>>>,
+    run_queue: RefCell<VecDeque<Rc<Task>>>,
     micro_tasks: RefCell<VecDeque<MicroTask>>,
-    fibers: RefCell<Slab<Rc<dyn Task>>>,
-    current: RefCell<Option<Rc<dyn Task>>>,
+    fibers: RefCell<Slab<Rc<Task>>>,
+    current: RefCell<Option<Rc<Task>>>,
     timers: RefCell<TimerQueue>,
     stacks: RefCell<StackPool>,
     spawned: Cell<u64>,
@@ -135,7 +135,7 @@ pub(crate) struct SchedInner {
 }
 
 struct MicroTask {
-    from: Option<Weak<dyn Task>>,
+    from: Option<Weak<Task>>,
     run: Box<dyn FnOnce()>,
 }
 
@@ -212,7 +212,7 @@ pub(crate) fn current_sched() -> Option<Rc<SchedInner>> {
 }
 
 /// The fiber running on this thread.
-pub(crate) fn current_task() -> Option<Rc<dyn Task>> {
+pub(crate) fn current_task() -> Option<Rc<Task>> {
     CONTEXT.with(|c| {
         let c = c.try_borrow().ok()?;
         let sched = c.as_ref()?;
@@ -222,7 +222,7 @@ pub(crate) fn current_task() -> Option<Rc<dyn Task>> {
 }
 
 /// The running fiber, or `Err(NotInFiber)` naming the call.
-pub(crate) fn require_task(call: &str) -> Result<Rc<dyn Task>> {
+pub(crate) fn require_task(call: &str) -> Result<Rc<Task>> {
     current_task().ok_or_else(|| not_in_fiber(call))
 }
 
@@ -250,14 +250,14 @@ impl SchedInner {
         self.phase.get() == Phase::Active
     }
 
-    pub(crate) fn is_running(&self, task: &Rc<dyn Task>) -> bool {
+    pub(crate) fn is_running(&self, task: &Rc<Task>) -> bool {
         self.current
             .borrow()
             .as_ref()
             .is_some_and(|c| Rc::ptr_eq(c, task))
     }
 
-    pub(crate) fn push_ready(&self, task: Rc<dyn Task>) {
+    pub(crate) fn push_ready(&self, task: Rc<Task>) {
         self.run_queue.borrow_mut().push_back(task);
         if !self.in_iteration.get() {
             // Woken from outside an iteration (a Tokio task on this thread,
@@ -267,13 +267,13 @@ impl SchedInner {
     }
 
     /// Registers a new fiber; it gets its slab key.
-    pub(crate) fn register(&self, task: &Rc<dyn Task>) {
+    pub(crate) fn register(&self, task: &Rc<Task>) {
         let key = self.fibers.borrow_mut().insert(task.clone());
         task.core().slab_key.set(key);
         self.spawned.set(self.spawned.get() + 1);
     }
 
-    pub(crate) fn unregister(&self, key: usize) -> Option<Rc<dyn Task>> {
+    pub(crate) fn unregister(&self, key: usize) -> Option<Rc<Task>> {
         self.fibers.borrow_mut().try_remove(key)
     }
 
@@ -341,7 +341,7 @@ impl SchedInner {
     }
 
     /// The live fiber at slab key `key`, if it has id `id`.
-    fn fiber(&self, key: usize, id: FiberId) -> Option<Rc<dyn Task>> {
+    fn fiber(&self, key: usize, id: FiberId) -> Option<Rc<Task>> {
         let task = self.fibers.borrow().get(key).cloned();
         task.filter(|t| t.core().id == id)
     }
@@ -366,14 +366,14 @@ impl SchedInner {
     /// Finishes a fiber whose body will never run, with `error`. Dropping
     /// the body runs user code: a panic there becomes the fiber's error
     /// instead of unwinding through the scheduler.
-    fn never_run(&self, task: &Rc<dyn Task>, error: Error) {
+    fn never_run(&self, task: &Rc<Task>, error: Error) {
         let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
         let error = dropped.map_or_else(Error::from_panic, |()| error);
         task::body_finished(self, task, Err(error));
     }
 
     /// Runs `task` until it suspends or its body returns.
-    fn resume(&self, task: Rc<dyn Task>) {
+    fn resume(&self, task: Rc<Task>) {
         let core = task.core();
         core.queued.set(false);
         match core.state.get() {
@@ -435,7 +435,7 @@ impl SchedInner {
         }
         self.phase.set(Phase::Disposing);
         self.remote.close();
-        let roots: Vec<Rc<dyn Task>> = self
+        let roots: Vec<Rc<Task>> = self
             .fibers
             .borrow()
             .iter()
@@ -470,7 +470,7 @@ impl SchedInner {
         // Forced: unwind what is left. Completion cascades up the tree, so
         // the slab empties once every body has finished.
         loop {
-            let left: Vec<Rc<dyn Task>> = self
+            let left: Vec<Rc<Task>> = self
                 .fibers
                 .borrow()
                 .iter()
@@ -500,11 +500,11 @@ impl SchedInner {
         // Fibers still registered are ones whose completion could not
         // cascade (a forced unwind that spawned, say): unlink them so no
         // reference cycle outlives the scheduler.
-        let rest: Vec<Rc<dyn Task>> = self.fibers.borrow_mut().drain().collect();
+        let rest: Vec<Rc<Task>> = self.fibers.borrow_mut().drain().collect();
         drop(rest);
     }
 
-    fn force_finish(&self, task: &Rc<dyn Task>) {
+    fn force_finish(&self, task: &Rc<Task>) {
         let core = task.core();
         let error = core
             .cancel_error()
@@ -554,7 +554,7 @@ impl Drop for SchedInner {
 }
 
 /// The entry function of every fiber, running on the fiber's own stack.
-fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<dyn Task>) -> Result<()> {
+fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<Task>) -> Result<()> {
     let core = task.core();
     let _entered = core.yielder.enter(yielder);
     let result = catch_unwind(AssertUnwindSafe(|| task.run_body()));

@@ -97,8 +97,8 @@ pub(crate) struct FiberCore {
     pub(crate) yielder: YielderSlot,
     pub(crate) coroutine: RefCell<Option<FiberCoroutine>>,
     pub(crate) slab_key: Cell<usize>,
-    parent: RefCell<Option<Rc<dyn Task>>>,
-    children: RefCell<Vec<Rc<dyn Task>>>,
+    parent: RefCell<Option<Rc<Task>>>,
+    children: RefCell<Vec<Rc<Task>>>,
     index_in_parent: Cell<usize>,
     cancelled: RefCell<Option<(Error, Origin)>>,
     failure: RefCell<Option<Error>>,
@@ -126,18 +126,31 @@ pub(crate) struct Extras {
     pub(crate) deadlines: Vec<TimerKey>,
 }
 
-/// A fiber as the scheduler sees it: its core plus a body of unknown type.
-pub(crate) trait Task: 'static {
-    fn core(&self) -> &FiberCore;
-    /// Runs the body (once) and keeps its `Ok` value for the joiner.
-    /// Called on the fiber's own stack.
-    fn run_body(&self) -> Result<()>;
-    /// Drops the body of a fiber that will never run.
-    fn discard_body(&self);
+/// A fiber: its core, then its body. The scheduler sees [`Task`], whose
+/// body's type is erased; the core sits at a fixed offset, so reaching it
+/// is a field access, not a virtual call (it is on every hot path).
+pub(crate) struct TaskCell<B: ?Sized> {
+    core: FiberCore,
+    body: B,
 }
 
-/// A fiber whose body returns `T`.
-pub(crate) trait TypedTask<T>: Task {
+/// A fiber as the scheduler sees it.
+pub(crate) type Task = TaskCell<dyn Body>;
+
+/// A fiber whose body returns `T`, as its `Fiber<T>` handle sees it.
+pub(crate) type TypedTask<T> = TaskCell<dyn TypedBody<T>>;
+
+/// The part of a fiber that depends on its body's type.
+pub(crate) trait Body: 'static {
+    /// Runs the body (once) and keeps its `Ok` value for the joiner.
+    /// Called on the fiber's own stack.
+    fn run(&self, core: &FiberCore) -> Result<()>;
+    /// Drops the body of a fiber that will never run.
+    fn discard(&self);
+}
+
+/// The body of a fiber that returns `T`.
+pub(crate) trait TypedBody<T>: Body {
     fn take_output(&self) -> Option<T>;
     /// The `Fiber<T>` handle is gone, so nobody can take the value: drop it
     /// now, and drop a value produced later on the fiber's own stack, where
@@ -146,32 +159,51 @@ pub(crate) trait TypedTask<T>: Task {
     fn release_output(&self);
 }
 
-pub(crate) struct FiberCell<T, F> {
-    core: FiberCore,
+impl<B: ?Sized> TaskCell<B> {
+    #[inline]
+    pub(crate) fn core(&self) -> &FiberCore {
+        &self.core
+    }
+
+    pub(crate) fn body(&self) -> &B {
+        &self.body
+    }
+}
+
+impl<B: ?Sized + Body> TaskCell<B> {
+    pub(crate) fn run_body(&self) -> Result<()> {
+        self.body.run(&self.core)
+    }
+
+    pub(crate) fn discard_body(&self) {
+        self.body.discard();
+    }
+}
+
+/// The body of a fiber running `F`, which returns `T`.
+pub(crate) struct BodyCell<T, F> {
     body: Cell<Option<F>>,
     output: Cell<Option<T>>,
     /// The `Fiber<T>` handle, the only reader of `output`, still exists.
     handle_alive: Cell<bool>,
 }
 
-impl<T: 'static, F: FnOnce() -> Result<T> + 'static> FiberCell<T, F> {
-    pub(crate) fn new(core: FiberCore, body: F) -> FiberCell<T, F> {
-        FiberCell {
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> TaskCell<BodyCell<T, F>> {
+    pub(crate) fn new(core: FiberCore, body: F) -> TaskCell<BodyCell<T, F>> {
+        TaskCell {
             core,
-            body: Cell::new(Some(body)),
-            output: Cell::new(None),
-            handle_alive: Cell::new(true),
+            body: BodyCell {
+                body: Cell::new(Some(body)),
+                output: Cell::new(None),
+                handle_alive: Cell::new(true),
+            },
         }
     }
 }
 
-impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task for FiberCell<T, F> {
-    fn core(&self) -> &FiberCore {
-        &self.core
-    }
-
-    fn run_body(&self) -> Result<()> {
-        self.core.resumed_panicking.set(std::thread::panicking());
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Body for BodyCell<T, F> {
+    fn run(&self, core: &FiberCore) -> Result<()> {
+        core.resumed_panicking.set(std::thread::panicking());
         let body = self.body.take().expect("a fiber body runs once");
         let value = body()?;
         if self.handle_alive.get() {
@@ -182,12 +214,12 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task for FiberCell<T, F> {
         Ok(())
     }
 
-    fn discard_body(&self) {
+    fn discard(&self) {
         drop(self.body.take());
     }
 }
 
-impl<T: 'static, F: FnOnce() -> Result<T> + 'static> TypedTask<T> for FiberCell<T, F> {
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> TypedBody<T> for BodyCell<T, F> {
     fn take_output(&self) -> Option<T> {
         self.output.take()
     }
@@ -255,7 +287,7 @@ impl FiberCore {
         self.failure.borrow().clone()
     }
 
-    pub(crate) fn parent(&self) -> Option<Rc<dyn Task>> {
+    pub(crate) fn parent(&self) -> Option<Rc<Task>> {
         self.parent.borrow().clone()
     }
 
@@ -264,7 +296,7 @@ impl FiberCore {
     }
 
     /// Called for a fiber in a `Wakeup`: queue it if it waits on this epoch.
-    pub(crate) fn wake(task: &Rc<dyn Task>, epoch: u64) {
+    pub(crate) fn wake(task: &Rc<Task>, epoch: u64) {
         let core = task.core();
         if core.epoch.get() != epoch {
             return;
@@ -278,7 +310,7 @@ impl FiberCore {
 
     /// Claims the wait `epoch` of `task` for `branch`, and wakes it; see
     /// [`Wakeup::claim`]. Fails if that wait is over or already claimed.
-    pub(crate) fn claim(task: &Rc<dyn Task>, epoch: u64, branch: usize) -> bool {
+    pub(crate) fn claim(task: &Rc<Task>, epoch: u64, branch: usize) -> bool {
         let core = task.core();
         let waiting = matches!(core.state.get(), State::Suspended | State::Running);
         if !waiting || core.epoch.get() != epoch || core.claimed.get().is_some() {
@@ -330,7 +362,7 @@ impl FiberCore {
         });
     }
 
-    pub(crate) fn remove_joiner(&self, joiner: &Rc<dyn Task>) {
+    pub(crate) fn remove_joiner(&self, joiner: &Rc<Task>) {
         self.joiners.borrow_mut().retain(|w| !w.is_for(joiner));
     }
 
@@ -353,7 +385,7 @@ impl FiberCore {
 }
 
 /// Queues a fiber to run, if it is not queued already.
-pub(crate) fn make_ready(task: &Rc<dyn Task>) {
+pub(crate) fn make_ready(task: &Rc<Task>) {
     let core = task.core();
     if core.queued.replace(true) {
         return;
@@ -366,7 +398,7 @@ pub(crate) fn make_ready(task: &Rc<dyn Task>) {
 
 /// Links `child` under `parent`. A child born under a cancelled parent is
 /// cancelled at once (it will never run its body).
-pub(crate) fn link(parent: &Rc<dyn Task>, child: &Rc<dyn Task>) {
+pub(crate) fn link(parent: &Rc<Task>, child: &Rc<Task>) {
     let pc = parent.core();
     {
         let mut children = pc.children.borrow_mut();
@@ -386,7 +418,7 @@ pub(crate) fn link(parent: &Rc<dyn Task>, child: &Rc<dyn Task>) {
 /// Breadth-first, so fibers are woken in a predictable order: the fiber
 /// itself, then its children in spawn order, then theirs. Iterative, so deep
 /// fiber trees cannot overflow the (small) stack of the fiber that cancels.
-pub(crate) fn cancel(task: &Rc<dyn Task>, error: Error, origin: Origin) {
+pub(crate) fn cancel(task: &Rc<Task>, error: Error, origin: Origin) {
     let mut work = VecDeque::from([(task.clone(), error, origin)]);
     let mut panics = Vec::new();
     while let Some((t, e, o)) = work.pop_front() {
@@ -422,7 +454,7 @@ pub(crate) fn cancel(task: &Rc<dyn Task>, error: Error, origin: Origin) {
 /// is merely the cancellation it received from outside, its parent fails
 /// with the same error, and so on up the tree. The first failure of a fiber
 /// is its result; later ones are ignored.
-pub(crate) fn fail(task: &Rc<dyn Task>, error: Error) {
+pub(crate) fn fail(task: &Rc<Task>, error: Error) {
     let mut current = task.clone();
     loop {
         let core = current.core();
@@ -445,7 +477,7 @@ pub(crate) fn fail(task: &Rc<dyn Task>, error: Error) {
 
 /// The body of `task` has returned (or will never run): record the outcome
 /// and complete the fiber if it has no children left.
-pub(crate) fn body_finished(sched: &SchedInner, task: &Rc<dyn Task>, result: Result<()>) {
+pub(crate) fn body_finished(sched: &SchedInner, task: &Rc<Task>, result: Result<()>) {
     task.core().state.set(State::Finishing);
     if let Err(e) = result {
         fail(task, e);
@@ -455,7 +487,7 @@ pub(crate) fn body_finished(sched: &SchedInner, task: &Rc<dyn Task>, result: Res
 
 /// Completes `task` if its body has returned and its children are done, then
 /// its parent if that was its last child, and so on up.
-pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
+pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<Task>) {
     let mut current = task.clone();
     loop {
         let core = current.core();
@@ -506,7 +538,7 @@ pub(crate) fn try_complete(sched: &SchedInner, task: &Rc<dyn Task>) {
 /// or a cancellation. Returns at once, without suspending, if a wake-up
 /// already arrived while it was running, or if it is cancelled. Returns the
 /// branch that claimed the wait, if one did.
-pub(crate) fn park(task: &Rc<dyn Task>) -> Option<usize> {
+pub(crate) fn park(task: &Rc<Task>) -> Option<usize> {
     let core = task.core();
     let woken = core.woken.get() || core.claimed.get().is_some();
     if !woken && !core.is_cancelled() && !core.unwinding.get() {
@@ -519,7 +551,7 @@ pub(crate) fn park(task: &Rc<dyn Task>) -> Option<usize> {
 
 /// Puts the running fiber `task` at the back of the run queue and switches
 /// to the scheduler.
-pub(crate) fn yield_now(task: &Rc<dyn Task>) {
+pub(crate) fn yield_now(task: &Rc<Task>) {
     let core = task.core();
     if !core.unwinding.get() {
         make_ready(task);
@@ -540,7 +572,7 @@ pub(crate) fn yield_now(task: &Rc<dyn Task>) {
 /// down by a panic outside the fibers runs them while the thread panics,
 /// and a cancelled fiber that ignores its errors in a loop must still
 /// yield, or the teardown would never end.)
-pub(crate) fn checkpoint(task: &Rc<dyn Task>) -> Result<()> {
+pub(crate) fn checkpoint(task: &Rc<Task>) -> Result<()> {
     let core = task.core();
     let unwinding_a_panic = std::thread::panicking() && !core.resumed_panicking.get();
     match core.cancel_error() {
@@ -558,7 +590,7 @@ pub(crate) fn checkpoint(task: &Rc<dyn Task>) -> Result<()> {
     }
 }
 
-fn suspend(task: &Rc<dyn Task>) {
+fn suspend(task: &Rc<Task>) {
     let core = task.core();
     core.state.set(State::Suspended);
     let on_own_stack = core.sched.upgrade().is_some_and(|s| s.is_running(task));

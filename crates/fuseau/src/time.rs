@@ -97,7 +97,7 @@ pub fn sleep_until(deadline: Instant) -> Result<()> {
 }
 
 /// `deadline: None` is a deadline too far to represent: sleep until cancelled.
-fn sleep_inner(me: &Rc<dyn Task>, deadline: Option<Instant>) -> Result<()> {
+fn sleep_inner(me: &Rc<Task>, deadline: Option<Instant>) -> Result<()> {
     task::checkpoint(me)?;
     let sched = me
         .core()
@@ -237,7 +237,7 @@ pub(crate) enum TimerAction {
     /// Wake a sleeping fiber.
     Wake(Wakeup),
     /// Cancel a fiber with `Timeout` (`cancel_after`).
-    Deadline(Rc<dyn Task>),
+    Deadline(Rc<Task>),
 }
 
 /// Armed timers, earliest first.
