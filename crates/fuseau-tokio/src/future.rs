@@ -3,12 +3,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 use fuseau::{
-    await_event, ev_future, spawn_from_anywhere, AnyFiber, AsFiber, Builder, Error, ErrorKind,
-    Fiber, RemoteFiber, Result, SchedulerHandle,
+    await_event, ev_future_pinned, spawn_from_anywhere, AnyFiber, AsFiber, Builder, Error,
+    ErrorKind, Fiber, RemoteFiber, Result, SchedulerHandle,
 };
 
 use crate::runtime::{current_scheduler, require_fiber};
@@ -45,7 +45,7 @@ use crate::runtime::{current_scheduler, require_fiber};
 /// ```
 pub fn await_future<F: Future>(future: F) -> Result<F::Output> {
     require_fiber("fuseau_tokio::await_future")?;
-    await_event(ev_future(future))
+    await_event(ev_future_pinned(pin!(future)))
 }
 
 /// Spawns a fiber running `f`, and returns a future of its result, for

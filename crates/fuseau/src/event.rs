@@ -449,7 +449,18 @@ impl<U: Registered + ?Sized> Drop for Registrations<'_, U> {
 
 /// An [`Event`] that completes when a [`Future`] does; see [`ev_future`].
 pub struct FutureEvent<F: Future> {
-    future: Pin<Box<F>>,
+    poller: Poller<Pin<Box<F>>>,
+}
+
+/// An [`Event`] that completes when a pinned [`Future`] it borrows does;
+/// see [`ev_future_pinned`].
+pub struct PinnedFutureEvent<'a, F: Future + ?Sized> {
+    poller: Poller<Pin<&'a mut F>>,
+}
+
+/// Polls a future (an `Unpin` handle to one) as an event.
+struct Poller<P: Future + Unpin> {
+    future: P,
     /// The waker of the current wait; polls outside a wait use a no-op one
     /// (the wait that follows polls again with the real one).
     waker: Option<Waker>,
@@ -457,13 +468,15 @@ pub struct FutureEvent<F: Future> {
     /// for that same wait need not poll again.
     polled_for: Option<(FiberId, u64)>,
     /// The output, if the future completed during `wait`.
-    ready: Option<F::Output>,
+    ready: Option<P::Output>,
     done: bool,
 }
 
 /// Makes any [`Future`] an [`Event`] (for [`select`] and [`await_event`]):
 /// the future is polled from the fiber, with a [`Waker`] that may be woken
-/// from any thread. Dropping the event drops the future.
+/// from any thread. Dropping the event drops the future. The future is
+/// boxed (pinned on the heap); [`ev_future_pinned`] borrows one pinned
+/// elsewhere instead.
 ///
 /// The future runs on the fiber's thread, inside whatever runtime drives the
 /// scheduler: under `fuseau_tokio` it may use Tokio's sockets and timers;
@@ -480,20 +493,49 @@ pub struct FutureEvent<F: Future> {
 /// ```
 pub fn ev_future<F: Future>(future: F) -> FutureEvent<F> {
     FutureEvent {
-        future: Box::pin(future),
-        waker: None,
-        polled_for: None,
-        ready: None,
-        done: false,
+        poller: Poller::new(Box::pin(future)),
     }
 }
 
-impl<F: Future> FutureEvent<F> {
-    fn poll_future(&mut self, waker: &Waker) -> Option<F::Output> {
+/// [`ev_future`] for a future pinned by the caller (on the fiber's stack
+/// with [`std::pin::pin!`], say): no allocation. The future stays with the
+/// caller, who may poll it again after the event, if it did not complete.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::ready;
+/// use std::pin::pin;
+///
+/// let n = fuseau::block_on(|| {
+///     let future = pin!(ready(7));
+///     fuseau::await_event(fuseau::ev_future_pinned(future))
+/// })?;
+/// assert_eq!(n, 7);
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn ev_future_pinned<F: Future + ?Sized>(future: Pin<&mut F>) -> PinnedFutureEvent<'_, F> {
+    PinnedFutureEvent {
+        poller: Poller::new(future),
+    }
+}
+
+impl<P: Future + Unpin> Poller<P> {
+    fn new(future: P) -> Poller<P> {
+        Poller {
+            future,
+            waker: None,
+            polled_for: None,
+            ready: None,
+            done: false,
+        }
+    }
+
+    fn poll_future(&mut self, waker: &Waker) -> Option<P::Output> {
         if self.done {
             return None;
         }
-        match self.future.as_mut().poll(&mut Context::from_waker(waker)) {
+        match Pin::new(&mut self.future).poll(&mut Context::from_waker(waker)) {
             Poll::Ready(output) => {
                 self.done = true;
                 Some(output)
@@ -501,12 +543,8 @@ impl<F: Future> FutureEvent<F> {
             Poll::Pending => None,
         }
     }
-}
 
-impl<F: Future> Event for FutureEvent<F> {
-    type Output = F::Output;
-
-    fn poll(&mut self) -> Option<Result<F::Output>> {
+    fn poll(&mut self) -> Option<Result<P::Output>> {
         if let Some(output) = self.ready.take() {
             return Some(Ok(output));
         }
@@ -546,10 +584,42 @@ impl<F: Future> Event for FutureEvent<F> {
     }
 }
 
+impl<F: Future> Event for FutureEvent<F> {
+    type Output = F::Output;
+
+    fn poll(&mut self) -> Option<Result<F::Output>> {
+        self.poller.poll()
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        self.poller.wait(wakeup)
+    }
+}
+
+impl<F: Future + ?Sized> Event for PinnedFutureEvent<'_, F> {
+    type Output = F::Output;
+
+    fn poll(&mut self) -> Option<Result<F::Output>> {
+        self.poller.poll()
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        self.poller.wait(wakeup)
+    }
+}
+
 impl<F: Future> fmt::Debug for FutureEvent<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FutureEvent")
-            .field("done", &self.done)
+            .field("done", &self.poller.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future + ?Sized> fmt::Debug for PinnedFutureEvent<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedFutureEvent")
+            .field("done", &self.poller.done)
             .finish_non_exhaustive()
     }
 }

@@ -118,7 +118,10 @@ pub mod time;
 pub use cancel::{with_cancel_callback, CancelHandle};
 pub use chan::{Chan, RecvEvent, SendEvent, TryRecvError, TrySendError};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{await_event, ev_future, select, Event, FutureEvent, Wakeup, When};
+pub use event::{
+    await_event, ev_future, ev_future_pinned, select, Event, FutureEvent, PinnedFutureEvent,
+    Wakeup, When,
+};
 pub use event_loop::{block_on, block_on_with, EventLoop, Unpark};
 pub use fiber::{spawn, spawn_as_child_of, AnyFiber, AsFiber, Builder, Fiber, FiberId};
 pub use local::FiberLocal;

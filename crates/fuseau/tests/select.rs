@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use common::{ms, waiters, Counter, Guard, Log, Sim, HOUR};
 use fuseau::{
-    await_event, ev_deadline, ev_future, ev_timeout, select, AnyFiber, CancelHandle, Chan, Error,
-    ErrorKind, Event, Result, TryRecvError, Wakeup, When,
+    await_event, ev_deadline, ev_future, ev_future_pinned, ev_timeout, select, AnyFiber,
+    CancelHandle, Chan, Error, ErrorKind, Event, Result, TryRecvError, Wakeup, When,
 };
 
 fn cancel_self() {
@@ -883,6 +883,48 @@ fn a_losing_or_cancelled_future_is_dropped() {
     })
     .unwrap();
     assert_eq!(drops.get(), 3);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_pinned_future_that_loses_stays_with_its_owner() {
+    let sim = Sim::new();
+    let drops = Counter::new();
+    let d = drops.clone();
+    sim.block_on(move || {
+        let shared = Arc::<Shared>::default();
+        let mut future = std::pin::pin!(AtLeast {
+            shared: shared.clone(),
+            target: 1,
+            _guard: Some(d.guard()),
+        });
+        // Loses to a timeout: the future is not dropped, only the event.
+        let e = select(vec![
+            When::new(ev_future_pinned(future.as_mut()), |v| v),
+            When::new(ev_timeout(ms(1)), |()| 0),
+        ])
+        .unwrap_err();
+        assert!(e.is_timeout());
+        assert_eq!(d.get(), 0, "the future stays with its owner");
+        // Completed from another fiber, then awaited again.
+        let s = shared.clone();
+        fuseau::spawn(move || {
+            fuseau::sleep(ms(1))?;
+            let waker = {
+                let mut state = s.state.lock().unwrap();
+                state.0 = 5;
+                state.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            Ok(())
+        });
+        assert_eq!(await_event(ev_future_pinned(future.as_mut()))?, 5);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(drops.get(), 1, "dropped once, by its owner");
 }
 
 // --------------------------------------------- registrations on every path
