@@ -107,6 +107,9 @@ impl Remote {
 
     /// The next message, on the scheduler's thread.
     pub(crate) fn pop(&self) -> Option<Message> {
+        if self.inbox.is_empty() {
+            return None;
+        }
         self.inbox.pop()
     }
 

@@ -44,6 +44,15 @@ impl<T> Queue<T> {
         lock(&self.inner).push_back(value);
     }
 
+    /// `true` if nothing is queued (a cheaper check than a `pop` that finds
+    /// nothing). A push that races with it is seen by the next check.
+    pub(crate) fn is_empty(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.inner.is_empty();
+        #[cfg(loom)]
+        return lock(&self.inner).is_empty();
+    }
+
     pub(crate) fn pop(&self) -> Option<T> {
         #[cfg(not(loom))]
         return self.inner.pop();
