@@ -432,14 +432,16 @@ pub struct SendEvent<T> {
 /// A value handed between a waiting fiber's event and the channel.
 type Slot<T> = Rc<Cell<Option<T>>>;
 
+/// Takes the value out of an event's slot, if it has one with a value.
+fn take_from<T>(shared: &Option<Slot<T>>) -> Option<T> {
+    shared.as_ref().and_then(|slot| slot.take())
+}
+
 impl<T: 'static> Event for SendEvent<T> {
     type Output = ();
 
     fn poll(&mut self) -> Option<Result<()>> {
-        let value = self
-            .value
-            .take()
-            .or_else(|| self.shared.as_ref().and_then(|slot| slot.take()));
+        let value = self.value.take().or_else(|| take_from(&self.shared));
         let Some(value) = value else {
             // A receiver claimed our registration and took the value.
             return Some(Ok(()));
@@ -473,18 +475,12 @@ pub struct RecvEvent<T> {
     shared: Option<Slot<T>>,
 }
 
-impl<T> RecvEvent<T> {
-    fn take_handed_over(&mut self) -> Option<T> {
-        self.shared.as_ref().and_then(|slot| slot.take())
-    }
-}
-
 impl<T> Drop for RecvEvent<T> {
     /// A value handed over to this event but never polled out (only
     /// possible when the event is driven by hand, not by `select`) goes
     /// back to the front of the channel rather than being lost.
     fn drop(&mut self) {
-        if let Some(value) = self.take_handed_over() {
+        if let Some(value) = take_from(&self.shared) {
             self.chan.state.borrow_mut().buffer.push_front(value);
         }
     }
@@ -494,7 +490,7 @@ impl<T: 'static> Event for RecvEvent<T> {
     type Output = T;
 
     fn poll(&mut self) -> Option<Result<T>> {
-        if let Some(value) = self.take_handed_over() {
+        if let Some(value) = take_from(&self.shared) {
             return Some(Ok(value));
         }
         match self.chan.try_recv() {

@@ -174,14 +174,10 @@ pub(crate) fn wake_on_this_thread(
     let Some(sched) = sched.filter(|s| s.is_active()) else {
         return false;
     };
-    let Ok(fibers) = sched.fibers.try_borrow() else {
+    if sched.fibers.try_borrow().is_err() {
         return false;
-    };
-    let task = fibers.get(key).filter(|t| t.core().id == id).cloned();
-    drop(fibers);
-    if let Some(task) = task {
-        task::FiberCore::wake(&task, epoch);
     }
+    sched.wake_fiber(key, id, epoch);
     true
 }
 
@@ -321,11 +317,7 @@ impl SchedInner {
     fn drain_inbox(&self) {
         while let Some(message) = self.remote.pop() {
             match message {
-                Message::Wake { key, id, epoch } => {
-                    if let Some(task) = self.fiber(key, id) {
-                        crate::task::FiberCore::wake(&task, epoch);
-                    }
-                }
+                Message::Wake { key, id, epoch } => self.wake_fiber(key, id, epoch),
                 Message::Cancel { key, id } => {
                     if let Some(task) = self.fiber(key, id) {
                         task::cancel(&task, Error::cancelled(), Origin::Handle);
@@ -337,6 +329,14 @@ impl SchedInner {
                     let _ = catch_unwind(AssertUnwindSafe(run));
                 }
             }
+        }
+    }
+
+    /// Wakes wait `epoch` of the fiber at slab key `key`, if it is still
+    /// the fiber `id`.
+    fn wake_fiber(&self, key: usize, id: FiberId, epoch: u64) {
+        if let Some(task) = self.fiber(key, id) {
+            task::FiberCore::wake(&task, epoch);
         }
     }
 
