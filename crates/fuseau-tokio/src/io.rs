@@ -1,6 +1,6 @@
 //! I/O on raw file descriptors through Tokio's reactor: [`read`],
 //! [`write_once`], [`write()`], and the events [`ev_read`] and [`ev_write`]
-//! for [`select`](fuseau::select).
+//! for [`select`](fuseau::select()).
 //!
 //! The descriptors are borrowed and must be in non-blocking mode. Each
 //! operation first tries the system call; only if it would block does it

@@ -77,7 +77,7 @@
 //! (serde_json, flate2, csv …) work on network streams. [`net`] has TCP and
 //! Unix-domain servers (a fiber per connection) and clients; [`io`] has
 //! reads and writes on raw non-blocking descriptors, and the events
-//! [`ev_read`] and [`ev_write`] for [`select`].
+//! [`ev_read`] and [`ev_write`] for [`select`](select()).
 //!
 //! ```
 //! use std::io::{BufRead, Write};

@@ -7,8 +7,8 @@ use std::fmt;
 use std::rc::Weak;
 
 use crate::error::Error;
-use crate::scheduler::current_task;
-use crate::task::FiberCore;
+use crate::scheduler::context::with_current;
+use crate::task::Header;
 
 /// Undoes a registration (a timer, a waiter in a queue …) when cancelled.
 ///
@@ -93,11 +93,19 @@ impl fmt::Debug for CancelHandle {
 
 /// Runs `f`; if the running fiber is cancelled while `f` runs, `callback`
 /// runs once, with the cancellation error, at the moment of cancellation
-/// (on whatever code cancels: another fiber, a timer, the scheduler). If the
-/// fiber is already cancelled, `callback` runs at once. When `f` returns (or
-/// unwinds), the callback is removed. Scopes nest; inner callbacks run
-/// first. A callback that panics fails the fiber with
+/// (on whatever code cancels: another fiber, a timer, the scheduler), once
+/// the whole subtree being cancelled is marked. If the fiber is already
+/// cancelled, `callback` runs at once. When `f` returns (or unwinds), the
+/// callback is removed. Scopes nest; inner callbacks run first. A callback
+/// that panics fails the fiber with
 /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked).
+///
+/// A callback **cannot wait**: it runs on the stack of whatever cancels,
+/// which must not be paused by it ([`AnyFiber::cancel`](crate::AnyFiber::cancel)
+/// returns at once), so every suspension point called from it fails at once
+/// with [`ErrorKind::Other`](crate::ErrorKind::Other). Use it to signal
+/// (close a channel, cancel a future, set a flag), not to clean up at
+/// length.
 ///
 /// Not a cancellation point itself.
 ///
@@ -127,22 +135,23 @@ pub fn with_cancel_callback<R>(
     f: impl FnOnce() -> R,
 ) -> R {
     struct Remove<'a> {
-        core: &'a FiberCore,
+        header: &'a Header,
         token: u64,
     }
     impl Drop for Remove<'_> {
         fn drop(&mut self) {
-            drop(self.core.remove_callback(self.token));
+            drop(self.header.remove_callback(self.token));
         }
     }
-    let me = current_task()
-        .unwrap_or_else(|| panic!("with_cancel_callback must be called from inside a fiber"));
-    let core = me.core();
-    if let Some(e) = core.cancel_error() {
-        callback(&e);
-        return f();
-    }
-    let token = core.add_callback(Box::new(callback));
-    let _remove = Remove { core, token };
-    f()
+    let ran = with_current(move |me| {
+        let header = me.header();
+        if let Some(e) = header.cancel_error() {
+            crate::task::forbid_waits(|| callback(&e));
+            return f();
+        }
+        let token = header.add_callback(Box::new(callback));
+        let _remove = Remove { header, token };
+        f()
+    });
+    ran.unwrap_or_else(|| panic!("with_cancel_callback must be called from inside a fiber"))
 }

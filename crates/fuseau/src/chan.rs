@@ -7,7 +7,7 @@
 //! directly by the sender that comes along; a waiting sender's value is taken
 //! directly by a receiver (or moved into the buffer when room frees up).
 //!
-//! A waiter may be part of a [`select`](crate::select) with other branches,
+//! A waiter may be part of a [`select`](crate::select()) with other branches,
 //! so handing it a value first *claims* its wait ([`Wakeup::claim`]): only
 //! one branch of a wait can be claimed, and the select then reports that
 //! branch. A waiter that cannot be claimed (its wait ended, or another
@@ -24,7 +24,8 @@ use std::rc::{Rc, Weak};
 
 use crate::cancel::{CancelHandle, Unregister};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{wait_for, Event, Wakeup};
+use crate::event::{wait_for, Event};
+use crate::task::Wakeup;
 
 /// A channel between fibers (of one thread), as in Go.
 ///
@@ -74,7 +75,13 @@ struct State<T> {
     receivers: VecDeque<Waiter<T>>,
     senders: VecDeque<Waiter<T>>,
     next_waiter: u64,
+    /// Slots of finished events, for the next ones to wait with: a channel
+    /// waited on in a loop allocates its slots once.
+    free_slots: Vec<Slot<T>>,
 }
+
+/// How many free slots a channel keeps.
+const FREE_SLOTS: usize = 4;
 
 /// A fiber waiting on the channel. For a receiver, `slot` is where a sender
 /// puts the value; for a sender, it holds the value to take.
@@ -283,6 +290,7 @@ impl<T: 'static> Chan<T> {
                 receivers: VecDeque::new(),
                 senders: VecDeque::new(),
                 next_waiter: 0,
+                free_slots: Vec::new(),
             })),
         }
     }
@@ -343,6 +351,23 @@ impl<T: 'static> Chan<T> {
         self.state.borrow_mut().try_recv()
     }
 
+    /// A slot for an event to wait with: a free one, or a new one.
+    fn slot(&self) -> Slot<T> {
+        let free = self.state.borrow_mut().free_slots.pop();
+        free.unwrap_or_default()
+    }
+
+    /// Keeps the (empty) slot of a finished event for reuse, if nobody else
+    /// holds it.
+    fn recycle(&self, slot: Slot<T>) {
+        if Rc::strong_count(&slot) == 1 {
+            let mut state = self.state.borrow_mut();
+            if state.free_slots.len() < FREE_SLOTS {
+                state.free_slots.push(slot);
+            }
+        }
+    }
+
     /// Queues a waiter; the handle removes it again.
     fn add_waiter(&self, receiving: bool, wakeup: Wakeup, slot: Slot<T>) -> CancelHandle {
         let id = self.state.borrow_mut().add_waiter(receiving, wakeup, slot);
@@ -384,9 +409,10 @@ impl<T: 'static> Chan<T> {
         self.len() == 0
     }
 
-    /// An event that sends `value` (see [`select`](crate::select)). Until
+    /// An event that sends `value` (see [`select`](crate::select())). Until
     /// the event completes, the value stays with the event: if another
     /// branch wins, it is dropped with the event, unsent.
+    #[must_use = "an event does nothing until it is waited for (await_event, select)"]
     pub fn ev_send(&self, value: T) -> SendEvent<T> {
         SendEvent {
             chan: self.clone(),
@@ -395,7 +421,8 @@ impl<T: 'static> Chan<T> {
         }
     }
 
-    /// An event that receives a value (see [`select`](crate::select)).
+    /// An event that receives a value (see [`select`](crate::select())).
+    #[must_use = "an event does nothing until it is waited for (await_event, select)"]
     pub fn ev_recv(&self) -> RecvEvent<T> {
         RecvEvent {
             chan: self.clone(),
@@ -419,7 +446,8 @@ impl<T> fmt::Debug for Chan<T> {
 
 /// The event of [`Chan::ev_send`]: resolves to `Ok(())` once the value is
 /// sent, or `Err(Closed)`.
-pub struct SendEvent<T> {
+#[must_use = "an event does nothing until it is waited for (await_event, select)"]
+pub struct SendEvent<T: 'static> {
     chan: Chan<T>,
     /// The value, while no waiting receiver can reach it.
     value: Option<T>,
@@ -460,7 +488,10 @@ impl<T: 'static> Event for SendEvent<T> {
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let slot = self.shared.get_or_insert_with(Slot::default).clone();
+        if self.shared.is_none() {
+            self.shared = Some(self.chan.slot());
+        }
+        let slot = self.shared.clone().expect("set above");
         slot.set(self.value.take());
         self.chan.add_waiter(false, wakeup, slot)
     }
@@ -468,20 +499,35 @@ impl<T: 'static> Event for SendEvent<T> {
 
 /// The event of [`Chan::ev_recv`]: resolves to the value, or `Err(Closed)`
 /// once the channel is closed and drained.
-pub struct RecvEvent<T> {
+#[must_use = "an event does nothing until it is waited for (await_event, select)"]
+pub struct RecvEvent<T: 'static> {
     chan: Chan<T>,
     /// Where a sender that claims our registration puts the value, shared
     /// with the channel's queue of receivers; allocated at the first wait.
     shared: Option<Slot<T>>,
 }
 
-impl<T> Drop for RecvEvent<T> {
+impl<T: 'static> Drop for RecvEvent<T> {
     /// A value handed over to this event but never polled out (only
     /// possible when the event is driven by hand, not by `select`) goes
     /// back to the front of the channel rather than being lost.
     fn drop(&mut self) {
         if let Some(value) = take_from(&self.shared) {
             self.chan.state.borrow_mut().buffer.push_front(value);
+        }
+        if let Some(slot) = self.shared.take() {
+            self.chan.recycle(slot);
+        }
+    }
+}
+
+impl<T: 'static> Drop for SendEvent<T> {
+    /// An unsent value is dropped here, with no borrow held; the slot is
+    /// kept for reuse.
+    fn drop(&mut self) {
+        drop(take_from(&self.shared));
+        if let Some(slot) = self.shared.take() {
+            self.chan.recycle(slot);
         }
     }
 }
@@ -501,18 +547,21 @@ impl<T: 'static> Event for RecvEvent<T> {
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let slot = self.shared.get_or_insert_with(Slot::default).clone();
+        if self.shared.is_none() {
+            self.shared = Some(self.chan.slot());
+        }
+        let slot = self.shared.clone().expect("set above");
         self.chan.add_waiter(true, wakeup, slot)
     }
 }
 
-impl<T> fmt::Debug for SendEvent<T> {
+impl<T: 'static> fmt::Debug for SendEvent<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendEvent").finish_non_exhaustive()
     }
 }
 
-impl<T> fmt::Debug for RecvEvent<T> {
+impl<T: 'static> fmt::Debug for RecvEvent<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvEvent").finish_non_exhaustive()
     }

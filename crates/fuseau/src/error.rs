@@ -338,15 +338,16 @@ thread_local! {
 }
 
 /// Installs (once per process) a panic hook that records, for panics raised
-/// inside a fiber, the backtrace of the panic site, then calls the hook that
-/// was there before. Without it the backtrace would be the one of the fiber
-/// boundary where the panic is caught, which says nothing useful.
-pub(crate) fn install_panic_hook() {
+/// inside a fiber (`in_fiber` says when), the backtrace of the panic site,
+/// then calls the hook that was there before. Without it the backtrace would
+/// be the one of the fiber boundary where the panic is caught, which says
+/// nothing useful.
+pub(crate) fn install_panic_hook(in_fiber: fn() -> bool) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if crate::fiber::in_fiber() {
+            if in_fiber() {
                 let bt = Backtrace::capture();
                 if bt.status() == BacktraceStatus::Captured {
                     LAST_PANIC_BACKTRACE.with(|b| *b.borrow_mut() = Some(bt));

@@ -1,20 +1,15 @@
-//! The event loop a scheduler runs on, and a minimal one for programs that
-//! need no I/O.
+//! The event loop a scheduler runs on.
 //!
 //! An [`EventLoop`] provides the clock and a thread-safe way to interrupt
-//! its wait. Its driver calls [`Scheduler::run_iteration`] in a loop:
-//! after [`Iteration::Busy`] it polls its I/O without blocking, after
-//! [`Iteration::Idle`] it waits for I/O, an unpark, or the deadline.
-//! `fuseau_tokio` is the driver for Tokio; [`block_on`] is the one for plain
-//! threads.
+//! its wait. Its driver calls [`Scheduler::run_iteration`](crate::Scheduler::run_iteration) in a loop:
+//! after [`Iteration::Busy`](crate::Iteration::Busy) it polls its I/O without blocking, after
+//! [`Iteration::Idle`](crate::Iteration::Idle) it waits for I/O, an unpark, or the deadline.
+//! `fuseau_tokio` is the driver for Tokio; [`block_on`](crate::block_on) is
+//! the one for plain threads.
 
 use std::sync::Arc;
-use std::thread::{self, Thread};
+use std::thread::Thread;
 use std::time::Instant;
-
-use crate::error::Result;
-use crate::fiber::Builder;
-use crate::scheduler::{Config, Iteration, Scheduler};
 
 /// What a scheduler needs from the event loop that drives it.
 pub trait EventLoop {
@@ -23,7 +18,7 @@ pub trait EventLoop {
 
     /// A handle whose [`unpark`](Unpark::unpark) interrupts the loop's wait,
     /// from any thread, so that it calls
-    /// [`run_iteration`](Scheduler::run_iteration) again. An unpark that
+    /// [`run_iteration`](crate::Scheduler::run_iteration) again. An unpark that
     /// happens before the wait must make the wait return at once.
     fn unparker(&self) -> Arc<dyn Unpark>;
 }
@@ -38,82 +33,4 @@ impl Unpark for Thread {
     fn unpark(&self) {
         Thread::unpark(self);
     }
-}
-
-/// The event loop of [`block_on`]: the system clock, and thread parking.
-struct ThreadLoop {
-    thread: Thread,
-}
-
-impl EventLoop for ThreadLoop {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn unparker(&self) -> Arc<dyn Unpark> {
-        Arc::new(self.thread.clone())
-    }
-}
-
-/// Runs `f` as the main fiber of a new scheduler on this thread, with no
-/// async runtime: timers are served by parking the thread. Returns when the
-/// main fiber and all its descendants are done, with the main fiber's
-/// result; then the scheduler is disposed of (other fibers, spawned from
-/// other threads, are cancelled and unwound).
-///
-/// For programs that need sockets or Tokio, use `fuseau_tokio::main`.
-///
-/// # Errors
-///
-/// The main fiber's error.
-///
-/// # Examples
-///
-/// ```
-/// let sum = fuseau::block_on(|| {
-///     let fibers: Vec<_> = (1..=10).map(|i| fuseau::spawn(move || Ok(i))).collect();
-///     fibers.into_iter().map(|f| f.join()).sum::<fuseau::Result<u64>>()
-/// })?;
-/// assert_eq!(sum, 55);
-/// # Ok::<(), fuseau::Error>(())
-/// ```
-pub fn block_on<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
-    block_on_with(Config::default(), f)
-}
-
-/// [`block_on`] with a [`Config`].
-///
-/// # Errors
-///
-/// The main fiber's error.
-pub fn block_on_with<T: 'static>(
-    config: Config,
-    f: impl FnOnce() -> Result<T> + 'static,
-) -> Result<T> {
-    let sched = Scheduler::new(
-        ThreadLoop {
-            thread: thread::current(),
-        },
-        config,
-    );
-    let main = Builder::new().name("main").spawn_on(&sched, f)?;
-    loop {
-        let iteration = sched.run_iteration();
-        if main.is_done() {
-            break;
-        }
-        if let Iteration::Idle { deadline } = iteration {
-            match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if deadline > now {
-                        thread::park_timeout(deadline - now);
-                    }
-                }
-                None => thread::park(),
-            }
-        }
-    }
-    sched.dispose();
-    main.join()
 }

@@ -2,52 +2,25 @@
 //! ([`Fiber`], [`AnyFiber`], [`FiberId`]).
 
 use std::fmt;
-use std::num::NonZeroU64;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::Wakeup;
-use crate::scheduler::{
-    current_sched, current_task, inactive, not_in_fiber, SchedInner, Scheduler,
-};
-use crate::task::{self, FiberCore, Origin, Task, TaskCell, TypedTask};
+use crate::id::FiberId;
+use crate::scheduler::context::{current_task, not_in_fiber, with_current, with_sched};
+use crate::scheduler::{inactive, SchedInner, Scheduler};
+use crate::task::{self, Header, Options, Origin, Output, Schedule, Task, Wakeup};
 
-/// The unique name of a fiber: unique in the process, never reused.
+/// `true` while a fiber runs on this thread (the calls that need one
+/// would not fail with [`ErrorKind::NotInFiber`]). Never blocks.
 ///
-/// Ids grow with spawning order, so sorting by id sorts by age.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FiberId(NonZeroU64);
-
-impl FiberId {
-    fn next() -> FiberId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        FiberId(NonZeroU64::new(n).expect("fiber ids do not wrap around in 2^64 spawns"))
-    }
-
-    /// The id as a number.
-    pub fn as_u64(self) -> u64 {
-        self.0.get()
-    }
-}
-
-impl fmt::Debug for FiberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FiberId({})", self.0)
-    }
-}
-
-impl fmt::Display for FiberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fiber#{}", self.0)
-    }
-}
-
-/// `true` while a fiber runs on this thread.
-pub(crate) fn in_fiber() -> bool {
-    current_task().is_some()
+/// ```
+/// assert!(!fuseau::in_fiber());
+/// assert!(fuseau::block_on(|| Ok(fuseau::in_fiber()))?);
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn in_fiber() -> bool {
+    crate::scheduler::context::in_fiber()
 }
 
 /// Options for a new fiber, builder-style.
@@ -105,7 +78,9 @@ impl Builder {
         self
     }
 
-    /// The size of the fiber's stack, in bytes (a guard page is added).
+    /// The size of the fiber's stack, in bytes (a guard page is added). A
+    /// size over 1 GiB is refused before any memory is mapped: the fiber
+    /// fails at once with an [`ErrorKind::Other`] error that says so.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -120,10 +95,29 @@ impl Builder {
     /// # Panics
     ///
     /// Outside a scheduler, or if the scheduler was disposed of; see
-    /// [`Builder::try_spawn`].
+    /// [`Builder::try_spawn`]. Not while the thread
+    /// unwinds a panic (a destructor run by the scheduler's disposal, which
+    /// force-unwinds the fibers' stacks, that spawns cleanup work): a panic
+    /// then would abort the process, so this returns a fiber that already
+    /// failed with the error instead (its body never runs).
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> Result<T> + 'static) -> Fiber<T> {
-        self.try_spawn(f)
-            .unwrap_or_else(|e| panic!("fuseau::spawn: {e}"))
+        let Builder {
+            name,
+            propagate,
+            stack_size,
+        } = self.clone();
+        match self.try_spawn_inner(f) {
+            Ok(fiber) => fiber,
+            Err((e, f)) if std::thread::panicking() => {
+                let builder = Builder {
+                    name,
+                    propagate,
+                    stack_size,
+                };
+                Fiber::failed(builder.options(0), f, e)
+            }
+            Err((e, _)) => panic!("fuseau::spawn: {e}"),
+        }
     }
 
     /// Like [`Builder::spawn`], returning an error instead of panicking.
@@ -138,9 +132,19 @@ impl Builder {
         self,
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Result<Fiber<T>> {
-        let sched = current_sched().ok_or_else(|| not_in_fiber("fuseau::spawn"))?;
+        self.try_spawn_inner(f).map_err(|(e, _)| e)
+    }
+
+    /// `try_spawn`, giving the body back on failure.
+    fn try_spawn_inner<T: 'static, F: FnOnce() -> Result<T> + 'static>(
+        self,
+        f: F,
+    ) -> std::result::Result<Fiber<T>, (Error, F)> {
+        let Some(sched) = with_sched(Rc::clone) else {
+            return Err((not_in_fiber("fuseau::spawn"), f));
+        };
         let parent = current_task();
-        self.spawn_inner(&sched, parent.as_ref(), f)
+        self.spawn_inner(&sched, parent.as_deref(), f)
     }
 
     /// Spawns a fiber running `f` as a child of `parent` (on `parent`'s
@@ -174,14 +178,19 @@ impl Builder {
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Result<Fiber<T>> {
         let parent = parent.as_any_fiber().task;
-        if parent.core().is_done() {
+        if parent.header().is_done() {
             return Err(Error::new(
                 ErrorKind::Other,
-                format!("the parent fiber {} is done", parent.core().id),
+                format!("the parent fiber {} is done", parent.header().id),
             ));
         }
-        let sched = parent.core().sched.upgrade().ok_or_else(inactive)?;
+        let sched = parent
+            .header()
+            .sched()
+            .and_then(|s| s.into_any().downcast::<SchedInner>().ok())
+            .ok_or_else(inactive)?;
         self.spawn_inner(&sched, Some(&parent), f)
+            .map_err(|(e, _)| e)
     }
 
     /// Spawns a fiber with no parent on `sched`; callable outside any fiber
@@ -195,33 +204,36 @@ impl Builder {
         sched: &Scheduler,
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Result<Fiber<T>> {
-        self.spawn_inner(&sched.inner, None, f)
+        self.spawn_inner(&sched.inner, None, f).map_err(|(e, _)| e)
     }
 
-    fn spawn_inner<T: 'static>(
+    fn options(self, default_stack_size: usize) -> Options {
+        Options {
+            name: self.name.map(String::into_boxed_str),
+            stack_size: self.stack_size.unwrap_or(default_stack_size),
+            propagate: self.propagate,
+        }
+    }
+
+    fn spawn_inner<T: 'static, F: FnOnce() -> Result<T> + 'static>(
         self,
         sched: &Rc<SchedInner>,
-        parent: Option<&Rc<Task>>,
-        f: impl FnOnce() -> Result<T> + 'static,
-    ) -> Result<Fiber<T>> {
+        parent: Option<&Task>,
+        f: F,
+    ) -> std::result::Result<Fiber<T>, (Error, F)> {
         if !sched.is_active() {
-            return Err(inactive());
+            return Err((inactive(), f));
         }
-        let core = FiberCore::new(
-            FiberId::next(),
-            self.name.map(String::into_boxed_str),
-            Rc::downgrade(sched),
-            self.stack_size.unwrap_or(sched.config().get_stack_size()),
-            self.propagate,
-        );
-        let cell = Rc::new(TaskCell::new(core, f));
-        let task: Rc<Task> = cell.clone();
+        let options = self.options(sched.config().get_stack_size());
+        let weak: Weak<dyn Schedule> = Rc::downgrade(sched) as Weak<SchedInner>;
+        let typed = Task::new(weak, options, f);
+        let task: Rc<Task> = typed.clone();
         sched.register(&task);
         if let Some(parent) = parent {
             task::link(parent, &task);
         }
-        task::make_ready(&task);
-        Ok(Fiber { task: cell })
+        task.make_ready();
+        Ok(Fiber { task: typed })
     }
 }
 
@@ -280,12 +292,28 @@ pub fn spawn_as_child_of<T: 'static, P: AsFiber + ?Sized>(
 /// assert_send::<fuseau::Fiber<()>>();
 /// ```
 pub struct Fiber<T: 'static> {
-    task: Rc<TypedTask<T>>,
+    task: Rc<Task<dyn Output<T>>>,
 }
 
 impl<T: 'static> Fiber<T> {
-    fn core(&self) -> &FiberCore {
-        self.task.core()
+    fn core(&self) -> &Header {
+        self.task.header()
+    }
+
+    /// A fiber that failed with `error` before it could be spawned; its
+    /// body is dropped, never run.
+    fn failed<F: FnOnce() -> Result<T> + 'static>(
+        options: Options,
+        f: F,
+        error: Error,
+    ) -> Fiber<T> {
+        let typed = Task::new(Weak::<SchedInner>::new(), options, f);
+        let task: &Task = &*typed;
+        let dropped =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.discard_body()));
+        let error = dropped.map_or_else(Error::from_panic, |()| error);
+        task::body_finished(task, Err(error));
+        Fiber { task: typed }
     }
 
     /// The fiber's id.
@@ -340,15 +368,17 @@ impl<T: 'static> Fiber<T> {
     /// that joins itself or one of its ancestors (which would wait forever)
     /// gets [`ErrorKind::Other`].
     pub fn join(self) -> Result<T> {
-        let target: Rc<Task> = self.task.clone();
-        match current_task() {
-            Some(me) => {
-                task::checkpoint(&me)?;
-                if !target.core().is_done() {
-                    wait_done(&me, &target)?;
-                }
+        let target: &Task = &*self.task;
+        let waited = with_current(|me| {
+            me.checkpoint()?;
+            if !target.header().is_done() {
+                wait_done(me, target)?;
             }
-            None if !target.core().is_done() => {
+            Ok::<(), Error>(())
+        });
+        match waited {
+            Some(waited) => waited?,
+            None if !target.header().is_done() => {
                 return Err(not_in_fiber("Fiber::join on an unfinished fiber"));
             }
             None => {}
@@ -358,7 +388,7 @@ impl<T: 'static> Fiber<T> {
 
     /// The fiber's result, if it is done; never waits.
     pub(crate) fn result_if_done(self) -> Option<Result<T>> {
-        let core = self.task.core();
+        let core = self.task.header();
         if !core.is_done() {
             return None;
         }
@@ -372,36 +402,52 @@ impl<T: 'static> Fiber<T> {
             .expect("a fiber done without failure has its value")))
     }
 
+    /// The fiber's record (for remote fibers).
+    pub(crate) fn header(&self) -> &Header {
+        self.task.header()
+    }
+
     /// The fiber's key in its scheduler's slab (for remote messages).
     pub(crate) fn slab_key(&self) -> usize {
         self.core().slab_key.get()
     }
 }
 
-/// Suspends `me` until `target` is done, or `me` is cancelled.
-fn wait_done(me: &Rc<Task>, target: &Rc<Task>) -> Result<()> {
-    let mut ancestor = Some(me.clone());
+/// `true` if `fiber` is `me` or one of `me`'s ancestors: `me` waiting for
+/// it to be done would wait forever.
+pub(crate) fn is_self_or_ancestor(me: &Task, fiber: &Task) -> bool {
+    if std::ptr::addr_eq(me, fiber) {
+        return true;
+    }
+    let mut ancestor = me.header().parent();
     while let Some(a) = ancestor {
-        if Rc::ptr_eq(&a, target) {
-            return Err(Error::new(
-                ErrorKind::Other,
-                "Fiber::join: a fiber cannot join itself or one of its ancestors (it would wait forever)",
-            ));
+        if std::ptr::addr_eq(Rc::as_ptr(&a), fiber) {
+            return true;
         }
-        ancestor = a.core().parent();
+        ancestor = a.header().parent();
+    }
+    false
+}
+
+/// Suspends `me` until `target` is done, or `me` is cancelled.
+fn wait_done(me: &Task, target: &Task) -> Result<()> {
+    if is_self_or_ancestor(me, target) {
+        return Err(Error::new(
+            ErrorKind::Other,
+            "Fiber::join: a fiber cannot join itself or one of its ancestors (it would wait forever)",
+        ));
     }
     loop {
-        target.core().add_joiner(Wakeup::for_task(me));
-        task::park(me);
-        if target.core().is_done() {
+        me.begin_wait();
+        target.header().add_joiner(Wakeup::new(me, 0));
+        me.park();
+        if target.header().is_done() {
             return Ok(());
         }
         // Cancelled, or woken for nothing: in both cases this wait's
         // registration is stale.
-        target.core().remove_joiner(me);
-        if let Some(e) = me.core().cancel_error() {
-            return Err(e);
-        }
+        target.header().remove_joiner(me);
+        me.cancelled()?;
     }
 }
 
@@ -417,11 +463,11 @@ impl<T: 'static> fmt::Debug for Fiber<T> {
     }
 }
 
-fn debug_fiber(core: &FiberCore, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn debug_fiber(core: &Header, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.debug_struct(type_name)
         .field("id", &core.id)
         .field("name", &core.name)
-        .field("state", &core.state.get())
+        .field("state", &core.stage())
         .field("cancelled", &core.is_cancelled())
         .field("children", &core.n_children())
         .finish()
@@ -431,7 +477,7 @@ fn debug_fiber(core: &FiberCore, type_name: &str, f: &mut fmt::Formatter<'_>) ->
 /// about it. Thread-bound (`!Send`).
 #[derive(Clone)]
 pub struct AnyFiber {
-    task: Rc<Task>,
+    pub(crate) task: Rc<Task>,
 }
 
 impl AnyFiber {
@@ -455,24 +501,39 @@ impl AnyFiber {
             .ok_or_else(|| not_in_fiber("AnyFiber::current"))
     }
 
+    /// The fiber's parent, while the fiber is not done (a done fiber is
+    /// unlinked from its parent); `None` for a root fiber.
+    pub fn parent(&self) -> Option<AnyFiber> {
+        self.task.header().parent().map(|task| AnyFiber { task })
+    }
+
+    /// `true` if `other` is this fiber or one of its descendants.
+    ///
+    /// A fiber that waits for itself or an ancestor to be done (awaiting
+    /// the future of a fiber it runs in, say) waits forever: use this to
+    /// refuse such a wait. Not a cancellation point.
+    pub fn contains(&self, other: &AnyFiber) -> bool {
+        is_self_or_ancestor(&other.task, &self.task)
+    }
+
     /// The fiber's id.
     pub fn id(&self) -> FiberId {
-        self.task.core().id
+        self.task.header().id
     }
 
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.core().name.as_deref()
+        self.task.header().name.as_deref()
     }
 
     /// `true` once the body has returned and all children are done.
     pub fn is_done(&self) -> bool {
-        self.task.core().is_done()
+        self.task.header().is_done()
     }
 
     /// `true` once the fiber was cancelled (even if it is done).
     pub fn is_cancelled(&self) -> bool {
-        self.task.core().is_cancelled()
+        self.task.header().is_cancelled()
     }
 
     /// For futures that wait for the fiber: `Ready` once it is done,
@@ -495,7 +556,7 @@ impl AnyFiber {
     /// # Ok::<(), fuseau::Error>(())
     /// ```
     pub fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let core = self.task.core();
+        let core = self.task.header();
         if core.is_done() {
             return Poll::Ready(());
         }
@@ -505,7 +566,7 @@ impl AnyFiber {
 
     /// Runs `hook` when the fiber is done (it must not be done yet).
     pub(crate) fn on_done(&self, hook: Box<dyn FnOnce()>) {
-        self.task.core().set_on_done(hook);
+        self.task.header().set_on_done(hook);
     }
 
     /// Cancels the fiber with a plain [`ErrorKind::Cancelled`] error, and
@@ -516,7 +577,9 @@ impl AnyFiber {
     /// runs its body. Cancelling a done fiber, or one cancelled before, does
     /// nothing (the first cancellation wins). A fiber that then returns this
     /// `Cancelled` error does not fail its parent: it was stopped on
-    /// purpose. Returns at once; never blocks.
+    /// purpose. Returns at once; never blocks: the fibers' cancel callbacks
+    /// ([`with_cancel_callback`](crate::with_cancel_callback)) run here,
+    /// and cannot wait.
     pub fn cancel(&self) {
         task::cancel(&self.task, Error::cancelled(), Origin::Handle);
     }
@@ -524,7 +587,7 @@ impl AnyFiber {
 
 impl fmt::Debug for AnyFiber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_fiber(self.task.core(), "AnyFiber", f)
+        debug_fiber(self.task.header(), "AnyFiber", f)
     }
 }
 
@@ -558,15 +621,4 @@ mod sealed {
     pub trait Sealed {}
     impl<T> Sealed for super::Fiber<T> {}
     impl Sealed for super::AnyFiber {}
-}
-
-#[cfg(test)]
-pub(crate) mod tests_support {
-    use super::*;
-
-    /// A fiber of no scheduler, for tests of data structures.
-    pub(crate) fn dummy_task() -> Rc<Task> {
-        let core = FiberCore::new(FiberId::next(), None, std::rc::Weak::new(), 0, true);
-        Rc::new(TaskCell::new(core, || Ok(())))
-    }
 }

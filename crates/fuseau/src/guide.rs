@@ -34,7 +34,7 @@
 //! | [`sleep`](crate::sleep), [`time::sleep_until`](crate::time::sleep_until) | the timer is disarmed |
 //! | [`Fiber::join`](crate::Fiber::join) | the joined fiber runs on (if it is a child, it is cancelled with the caller) |
 //! | [`RemoteFiber::join`](crate::RemoteFiber::join) (in a fiber) | the remote fiber runs on |
-//! | [`select`](crate::select), [`await_event`](crate::await_event) | every registration is undone; losing events take no effect |
+//! | [`select`](crate::select()), [`await_event`](crate::await_event) | every registration is undone; losing events take no effect |
 //! | [`Chan::send`](crate::Chan::send) | the value is dropped, unsent |
 //! | [`Chan::recv`](crate::Chan::recv) | nothing is taken |
 //! | `fuseau_tokio::await_future` | the future is dropped |
@@ -52,7 +52,7 @@
 //! - Let it propagate: `?` is almost always right.
 //! - Run something at the moment of cancellation:
 //!   [`with_cancel_callback`](crate::with_cancel_callback).
-//! - Bound a wait without cancelling the fiber: [`select`](crate::select)
+//! - Bound a wait without cancelling the fiber: [`select`](crate::select())
 //!   with [`ev_timeout`](crate::ev_timeout).
 //! - Stop a child without failing yourself: cancel it through its handle; a
 //!   child that returns the `Cancelled` error it was given does not fail its

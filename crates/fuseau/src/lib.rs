@@ -96,11 +96,27 @@
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+// The layers, from the bottom (each module imports only from the layers
+// below it; `../shared/tools/module-cycles` checks it):
+// L0: errors, ids, the stack pool, the context switch, timers, the event
+//     loop trait, cross-thread primitives.
+mod error;
+mod event_loop;
+mod id;
+mod stack;
+mod switch;
+mod sync;
+mod timer;
+// L1: a scheduler's inbox (what other threads touch); the fiber record.
+mod inbox;
+mod task;
+// L2: the scheduler (context, run queue, timers, teardown).
+mod scheduler;
+// L3: what fibers use: handles, cancellation, events and select, channels,
+//     time, fiber-local storage, remote fibers, pools.
 mod cancel;
 mod chan;
-mod error;
 mod event;
-mod event_loop;
 mod fiber;
 pub mod guide;
 mod local;
@@ -108,26 +124,31 @@ mod local;
 mod loom_tests;
 mod pool;
 mod remote;
-mod scheduler;
-mod stack;
-mod switch;
-mod sync;
-mod task;
 pub mod time;
+// L4: running a scheduler on a plain thread.
+mod block_on;
 
+pub use block_on::{block_on, block_on_with};
 pub use cancel::{with_cancel_callback, CancelHandle};
 pub use chan::{Chan, RecvEvent, SendEvent, TryRecvError, TrySendError};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
-    await_event, ev_future, ev_future_pinned, select, Event, FutureEvent, PinnedFutureEvent,
-    Wakeup, When,
+    await_event, ev_future, ev_future_pinned, select, Event, FutureEvent, PinnedFutureEvent, When,
 };
-pub use event_loop::{block_on, block_on_with, EventLoop, Unpark};
-pub use fiber::{spawn, spawn_as_child_of, AnyFiber, AsFiber, Builder, Fiber, FiberId};
+pub use event_loop::{EventLoop, Unpark};
+pub use fiber::{in_fiber, spawn, spawn_as_child_of, AnyFiber, AsFiber, Builder, Fiber};
+pub use id::FiberId;
 pub use local::FiberLocal;
 pub use pool::{BufPool, ResourcePool};
 pub use remote::{spawn_from_anywhere, RemoteFiber};
 pub use scheduler::{
     schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
+pub use task::Wakeup;
 pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};
+
+/// What the [`select!`] macro expands to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::event::{select_index, DynBranch, SelectBranch};
+}

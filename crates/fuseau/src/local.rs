@@ -3,16 +3,21 @@
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::scheduler::current_task;
-use crate::task::FiberCore;
+use crate::scheduler::context::with_current;
+use crate::task::Header;
 
 /// A key for a value that each fiber has its own copy of.
 ///
 /// Declare it as a `static`; each fiber starts with `init()` (computed on
 /// first use) and its values are dropped when its body returns, on the
-/// fiber's own stack. Children do not inherit their parent's values.
+/// fiber's own stack, inside its panic boundary (a destructor that panics
+/// fails the fiber), until none are left (a destructor may set another
+/// value). Children do not inherit their parent's values. No user code
+/// (`init`, `Clone`, `Drop`) runs while the fiber's storage is borrowed, so
+/// any of them may use fiber-local storage too.
 ///
 /// # Examples
 ///
@@ -75,10 +80,9 @@ impl<T: 'static> FiberLocal<T> {
         }
     }
 
-    fn with_core<R>(call: &str, f: impl FnOnce(&FiberCore) -> R) -> R {
-        let task =
-            current_task().unwrap_or_else(|| panic!("{call} must be called from inside a fiber"));
-        f(task.core())
+    fn with_core<R>(call: &str, f: impl FnOnce(&Header) -> R) -> R {
+        with_current(|task| f(task.header()))
+            .unwrap_or_else(|| panic!("{call} must be called from inside a fiber"))
     }
 
     /// A clone of the running fiber's value (its `init()` on first use).
@@ -102,8 +106,9 @@ impl<T: 'static> FiberLocal<T> {
             match find(core, id) {
                 Some(v) => v,
                 None => {
-                    let stored: Box<dyn Any> = Box::new(value.clone());
-                    core.with_extras(|e| e.locals.push((id, stored)));
+                    let stored: Rc<dyn Any> = Rc::new(value.clone());
+                    let old = replace(core, id, Some(stored));
+                    drop(old);
                     value
                 }
             }
@@ -120,7 +125,7 @@ impl<T: 'static> FiberLocal<T> {
     pub fn set(&'static self, value: T) {
         let id = self.id();
         let old = Self::with_core("FiberLocal::set", |core| {
-            replace(core, id, Some(Box::new(value)))
+            replace(core, id, Some(Rc::new(value)))
         });
         drop(old);
     }
@@ -134,38 +139,38 @@ impl<T: 'static> FiberLocal<T> {
     pub fn with_value<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
         struct Restore {
             id: usize,
-            old: Option<Box<dyn Any>>,
+            old: Option<Rc<dyn Any>>,
         }
         impl Drop for Restore {
             fn drop(&mut self) {
-                if let Some(task) = current_task() {
-                    let scoped = replace(task.core(), self.id, self.old.take());
-                    drop(scoped);
-                }
+                let scoped = with_current(|task| replace(task.header(), self.id, self.old.take()));
+                drop(scoped);
             }
         }
         let id = self.id();
         let old = Self::with_core("FiberLocal::with_value", |core| {
-            replace(core, id, Some(Box::new(value)))
+            replace(core, id, Some(Rc::new(value)))
         });
         let _restore = Restore { id, old };
         f()
     }
 }
 
-fn find<T: Clone + 'static>(core: &FiberCore, id: usize) -> Option<T> {
-    core.read_extras(|e| {
+/// A clone of the value for `id`: the shared box is taken out with the
+/// storage borrowed, then `T::clone` (user code) runs with no borrow held.
+fn find<T: Clone + 'static>(core: &Header, id: usize) -> Option<T> {
+    let shared = core.read_extras(|e| {
         e.locals
             .iter()
             .find(|(k, _)| *k == id)
-            .and_then(|(_, v)| v.downcast_ref::<T>())
-            .cloned()
-    })
+            .map(|(_, v)| v.clone())
+    })?;
+    shared.downcast_ref::<T>().cloned()
 }
 
 /// Replaces (or removes, with `None`) the value for `id`; returns the old one
 /// so that the caller drops it with no borrow held.
-fn replace(core: &FiberCore, id: usize, value: Option<Box<dyn Any>>) -> Option<Box<dyn Any>> {
+fn replace(core: &Header, id: usize, value: Option<Rc<dyn Any>>) -> Option<Rc<dyn Any>> {
     core.with_extras(|e| {
         let locals = &mut e.locals;
         let index = locals.iter().position(|(k, _)| *k == id);

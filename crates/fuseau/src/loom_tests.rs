@@ -1,5 +1,5 @@
 //! Model checks, with loom, of the code that other threads touch: the
-//! scheduler's inbox ([`Remote`]), the result slot of remote fibers
+//! scheduler's inbox ([`Inbox`]), the result slot of remote fibers
 //! ([`Shared`]) and [`BufPool`].
 //!
 //! Compiled only with `RUSTFLAGS="--cfg loom"`, which swaps the primitives of
@@ -14,7 +14,7 @@
 //! `LOOM_MAX_PREEMPTIONS`), which keeps the whole run within seconds while
 //! covering the interleavings these protocols depend on.
 //!
-//! The tests drive `Remote` the way the scheduler does (`scheduler.rs`):
+//! The tests drive `Inbox` the way the scheduler does (`scheduler.rs`):
 //! its thread drains the inbox, then parks until an unpark; other threads
 //! push (`wake`, `send`) then unpark. A message pushed but never seen shows
 //! as a deadlock, which loom reports.
@@ -28,10 +28,10 @@ use loom::thread;
 
 use crate::error::{Error, ErrorKind};
 use crate::event_loop::Unpark;
-use crate::fiber::tests_support::dummy_task;
-use crate::fiber::FiberId;
+use crate::id::FiberId;
+use crate::inbox::{Inbox, Message};
 use crate::pool::BufPool;
-use crate::remote::{spawn_from_anywhere, Message, Remote, Shared};
+use crate::remote::{spawn_from_anywhere, Shared};
 use crate::scheduler::SchedulerHandle;
 use crate::sync::{lock, Condvar, Mutex};
 
@@ -78,15 +78,15 @@ impl Unpark for Parker {
     }
 }
 
-/// A `Remote` whose scheduler parks on the returned `Parker`.
-fn remote_here() -> (Arc<Remote>, Arc<Parker>) {
+/// An `Inbox` whose scheduler parks on the returned `Parker`.
+fn remote_here() -> (Arc<Inbox>, Arc<Parker>) {
     let parker = Parker::new();
-    (Arc::new(Remote::new(parker.clone())), parker)
+    (Arc::new(Inbox::new(parker.clone())), parker)
 }
 
 /// Some fiber id, for wake-ups (they name no live fiber here).
 fn some_id() -> FiberId {
-    dummy_task().core().id
+    FiberId::next()
 }
 
 /// Counts how many times it was consumed: run or dropped.
@@ -115,7 +115,7 @@ fn handle(message: Message) {
 
 /// The scheduler's loop: drain, and park while fewer than `n` messages
 /// arrived. A lost message (or a lost unpark) deadlocks.
-fn drain_until(remote: &Remote, parker: &Parker, n: usize) {
+fn drain_until(remote: &Inbox, parker: &Parker, n: usize) {
     let mut seen = 0;
     loop {
         while let Some(message) = remote.pop() {
@@ -225,7 +225,7 @@ fn loom_spawn_from_anywhere_vs_dispose() {
     model(|| {
         let (remote, _parker) = remote_here();
         let handle = SchedulerHandle {
-            remote: remote.clone(),
+            inbox: remote.clone(),
         };
         let spawner = thread::spawn(move || spawn_from_anywhere(&handle, || Ok(1)));
         while let Some(message) = remote.pop() {

@@ -1,135 +1,35 @@
-//! Everything other threads touch: the scheduler's inbox ([`Remote`]),
-//! [`spawn_from_anywhere`] and [`RemoteFiber`].
+//! Fibers spawned from other threads: [`spawn_from_anywhere`] and
+//! [`RemoteFiber`].
 //!
 //! # Ownership rules
 //!
-//! 1. Other threads reach a scheduler only through its `Remote`, shared by
-//!    `Arc`: they push messages to its inbox, a lock-free queue, then unpark
-//!    its event loop. The scheduler drains the inbox in every iteration, after
-//!    every wait, so a message pushed before an unpark is never missed. (A
-//!    waker woken on the scheduler's own thread skips the inbox and queues
-//!    the fiber directly: `scheduler::wake_on_this_thread`.)
-//! 2. A message that names a fiber identifies it by slab key *and* id, so one
-//!    for a fiber that is gone, or whose slot was reused, does nothing.
-//! 3. Spawns and cancels are pushed under the `gate` lock, and only while it
-//!    says the scheduler is active; disposal closes the gate, then drains the
-//!    inbox for the last time. So no spawn is left in the inbox unseen: it
-//!    either runs, or is dropped, and dropping a spawn completes its
-//!    `RemoteFiber` with `Inactive` (rule 6). Wake-ups skip the gate (they
-//!    are frequent, and one that is lost after disposal changes nothing); a
-//!    sender that sees the scheduler inactive drops what is left in the inbox.
-//! 4. The closure of a remote spawn runs on the scheduler's thread, where it
+//! (The inbox that carries spawns and cancels to the scheduler has its own
+//! rules, in `inbox.rs`.)
+//!
+//! 1. The closure of a remote spawn runs on the scheduler's thread, where it
 //!    spawns a root fiber.
-//! 5. The result travels back through `Shared`, a mutex-protected slot with a
+//! 2. The result travels back through `Shared`, a mutex-protected slot with a
 //!    condition variable (for threads) and a list of wakers (for fibers and
 //!    futures). It is completed once; a completed slot is never written again.
-//! 6. If the closure is dropped without running, its drop completes the slot
+//!    Its result is taken once (by `join` or `poll_join`); a later attempt
+//!    gets a clear error, and the fiber still counts as done.
+//! 3. If the closure is dropped without running, its drop completes the slot
 //!    with `Inactive`, so no joiner waits forever.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::thread::{self, ThreadId};
 
 use crate::cancel::CancelHandle;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{wait_for, Event, Wakeup};
-use crate::event_loop::Unpark;
-use crate::fiber::{Builder, FiberId};
-use crate::scheduler::{current_sched, current_task, inactive, Scheduler, SchedulerHandle};
-use crate::sync::{lock, AtomicBool, Condvar, Mutex, Ordering, Queue};
-
-/// The part of a scheduler that other threads may touch.
-pub(crate) struct Remote {
-    inbox: Queue<Message>,
-    unpark: Arc<dyn Unpark>,
-    /// `true` while spawns and cancels are accepted (rule 3).
-    gate: Mutex<bool>,
-    /// A lock-free copy of `gate`, for wake-ups and `is_active`.
-    active: AtomicBool,
-    /// The scheduler's thread.
-    thread: ThreadId,
-}
-
-pub(crate) enum Message {
-    /// Wake the fiber at this slab key, if it still has this id and waits
-    /// on this epoch.
-    Wake { key: usize, id: FiberId, epoch: u64 },
-    /// Cancel the fiber at this slab key, if it still has this id.
-    Cancel { key: usize, id: FiberId },
-    /// Run this on the scheduler's thread (remote spawns).
-    Run(Box<dyn FnOnce() + Send>),
-}
-
-impl Remote {
-    /// The remote part of a scheduler on the current thread.
-    pub(crate) fn new(unpark: Arc<dyn Unpark>) -> Remote {
-        Remote {
-            inbox: Queue::new(),
-            unpark,
-            gate: Mutex::new(true),
-            active: AtomicBool::new(true),
-            thread: thread::current().id(),
-        }
-    }
-
-    pub(crate) fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn is_scheduler_thread(&self) -> bool {
-        thread::current().id() == self.thread
-    }
-
-    /// Asks the scheduler to wake a fiber's wait; from any thread.
-    pub(crate) fn wake(&self, key: usize, id: FiberId, epoch: u64) {
-        self.inbox.push(Message::Wake { key, id, epoch });
-        if self.is_active() {
-            self.unpark.unpark();
-        } else {
-            self.discard();
-        }
-    }
-
-    /// Sends a spawn or a cancel (rule 3). If the scheduler is inactive the
-    /// message comes back, for the caller to drop.
-    pub(crate) fn send(&self, message: Message) -> std::result::Result<(), Message> {
-        let gate = lock(&self.gate);
-        if !*gate {
-            return Err(message);
-        }
-        self.inbox.push(message);
-        drop(gate);
-        self.unpark.unpark();
-        Ok(())
-    }
-
-    /// The next message, on the scheduler's thread.
-    pub(crate) fn pop(&self) -> Option<Message> {
-        if self.inbox.is_empty() {
-            return None;
-        }
-        self.inbox.pop()
-    }
-
-    /// Refuses spawns and cancels from now on (disposal).
-    pub(crate) fn close(&self) {
-        *lock(&self.gate) = false;
-        self.active.store(false, Ordering::Release);
-    }
-
-    /// Drops every queued message (after `close`).
-    pub(crate) fn discard(&self) {
-        while let Some(message) = self.inbox.pop() {
-            drop(message);
-        }
-    }
-
-    pub(crate) fn unpark(&self) {
-        self.unpark.unpark();
-    }
-}
+use crate::event::{wait_for, Event};
+use crate::fiber::Builder;
+use crate::inbox::{Inbox, Message};
+use crate::scheduler::context::{current_sched, in_fiber};
+use crate::scheduler::{inactive, Scheduler, SchedulerHandle};
+use crate::sync::{lock, Condvar, Mutex};
+use crate::task::{Origin, Wakeup};
 
 /// The result slot of a remote fiber (rule 5). `pub(crate)` with its
 /// methods so that the loom tests (`loom_tests.rs`) can race them directly.
@@ -144,7 +44,7 @@ struct State<T> {
     taken: bool,
     wakers: Vec<Waker>,
     /// Where the fiber is, once spawned, for `cancel`.
-    fiber: Option<(usize, FiberId)>,
+    fiber: Option<(usize, crate::id::FiberId)>,
     cancel_requested: bool,
 }
 
@@ -183,7 +83,8 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Takes the result if the slot is filled; never waits.
+    /// Takes the result if the slot is filled; never waits. `None` also
+    /// once it was taken (see [`Shared::check_taken`]).
     pub(crate) fn try_take(&self) -> Option<Result<T>> {
         let mut state = self.lock();
         let result = state.result.take()?;
@@ -191,11 +92,25 @@ impl<T> Shared<T> {
         Some(result)
     }
 
+    /// `Err` if the result was taken already (rule 2).
+    pub(crate) fn check_taken(&self, call: &str) -> Result<()> {
+        if self.lock().taken {
+            return Err(already_taken(call));
+        }
+        Ok(())
+    }
+
+    /// `true` once the slot was filled (taken or not).
+    pub(crate) fn is_done(&self) -> bool {
+        let state = self.lock();
+        state.result.is_some() || state.taken
+    }
+
     /// Registers `waker` to be woken by `complete`; `false` (and the waker
     /// is dropped) if the slot is filled already.
     pub(crate) fn register(&self, waker: Waker) -> bool {
         let mut state = self.lock();
-        if state.result.is_some() {
+        if state.result.is_some() || state.taken {
             return false;
         }
         if !state.wakers.iter().any(|w| w.will_wake(&waker)) {
@@ -212,9 +127,19 @@ impl<T> Shared<T> {
                 state.taken = true;
                 return result;
             }
+            if state.taken {
+                return Err(already_taken("RemoteFiber::join"));
+            }
             state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
+}
+
+fn already_taken(call: &str) -> Error {
+    Error::new(
+        ErrorKind::Other,
+        format!("{call}: the fiber's result was already taken (by poll_join)"),
+    )
 }
 
 /// A fiber spawned from another thread with [`spawn_from_anywhere`]; join it
@@ -223,7 +148,7 @@ impl<T> Shared<T> {
 /// `Send + Sync`. Dropping it does not stop the fiber.
 pub struct RemoteFiber<T> {
     shared: Arc<Shared<T>>,
-    remote: Arc<Remote>,
+    inbox: Arc<Inbox>,
 }
 
 /// The closure on its way to the scheduler (rule 3).
@@ -276,7 +201,7 @@ where
         shared: shared.clone(),
         f: Some(f),
     };
-    let remote = handle.remote.clone();
+    let inbox = handle.inbox.clone();
     let run = Message::Run(Box::new(move || {
         let f = pending.f.take().expect("a remote spawn runs once");
         let shared = pending.shared.clone();
@@ -284,8 +209,8 @@ where
     }));
     // Refused (the scheduler is inactive): dropping the closure completes
     // the fiber with `Inactive`.
-    drop(remote.send(run));
-    RemoteFiber { shared, remote }
+    drop(inbox.send(run));
+    RemoteFiber { shared, inbox }
 }
 
 /// On the scheduler's thread: spawn the fiber and arrange for its result to
@@ -321,7 +246,13 @@ fn start<T: Send + 'static>(shared: Arc<Shared<T>>, f: impl FnOnce() -> Result<T
     }
     let any = fiber.any();
     any.on_done(Box::new(move || {
-        if let Some(result) = fiber.result_if_done() {
+        // Never started because the scheduler was disposed of first (a
+        // spawn that arrived in its last iterations): `Inactive`, as if it
+        // had arrived after.
+        let h = fiber.header();
+        if !h.started() && h.cancel_origin() == Some(Origin::Scheduler) {
+            shared.complete(Err(inactive()));
+        } else if let Some(result) = fiber.result_if_done() {
             shared.complete(result);
         }
     }));
@@ -346,10 +277,14 @@ impl<T: Send + 'static> RemoteFiber<T> {
     /// The fiber's failure; [`ErrorKind::Inactive`] if its scheduler was
     /// disposed of before it ran; the caller's cancellation; and
     /// [`ErrorKind::Other`] when called outside a fiber on the scheduler's
-    /// own thread, where blocking would deadlock.
+    /// own thread, where blocking would deadlock, or after
+    /// [`poll_join`](RemoteFiber::poll_join) took the result.
     pub fn join(self) -> Result<T> {
-        if let Some(me) = current_task() {
-            let cancelled_before = me.core().is_cancelled();
+        self.shared.check_taken("RemoteFiber::join")?;
+        if in_fiber() {
+            let cancelled_before =
+                crate::scheduler::context::with_current(|me| me.header().is_cancelled())
+                    .unwrap_or(false);
             let joined = wait_for(
                 JoinEvent {
                     shared: &self.shared,
@@ -372,7 +307,7 @@ impl<T: Send + 'static> RemoteFiber<T> {
         if let Some(result) = self.shared.try_take() {
             return result;
         }
-        if self.remote.is_scheduler_thread() {
+        if self.inbox.is_scheduler_thread() {
             return Err(Error::new(
                 ErrorKind::Other,
                 "RemoteFiber::join: blocking the scheduler's own thread outside a fiber would deadlock",
@@ -384,8 +319,13 @@ impl<T: Send + 'static> RemoteFiber<T> {
     /// For futures that wait for the fiber, from any thread: its result once
     /// it is done, else `Pending`, and `cx`'s waker is woken when it is done.
     /// Never blocks; not a cancellation point. After it returned `Ready`, the
-    /// result is gone: do not poll again.
+    /// result is gone: polling again (or `join`) gives an
+    /// [`ErrorKind::Other`] error, and [`is_done`](RemoteFiber::is_done)
+    /// stays `true`.
     pub fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if let Err(e) = self.shared.check_taken("RemoteFiber::poll_join") {
+            return Poll::Ready(Err(e));
+        }
         if let Some(result) = self.shared.try_take() {
             return Poll::Ready(result);
         }
@@ -398,9 +338,10 @@ impl<T: Send + 'static> RemoteFiber<T> {
         }
     }
 
-    /// `true` once the fiber is done (or will never run).
+    /// `true` once the fiber is done (or will never run); it stays `true`
+    /// once the result was taken.
     pub fn is_done(&self) -> bool {
-        self.shared.lock().result.is_some()
+        self.shared.is_done()
     }
 
     /// Cancels the fiber, from any thread. Takes effect on the scheduler's
@@ -415,7 +356,7 @@ impl<T: Send + 'static> RemoteFiber<T> {
         if let Some((key, id)) = fiber {
             // Refused only if the scheduler is inactive: its fibers are
             // cancelled already.
-            drop(self.remote.send(Message::Cancel { key, id }));
+            drop(self.inbox.send(Message::Cancel { key, id }));
         }
     }
 }

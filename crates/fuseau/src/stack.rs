@@ -32,6 +32,31 @@ pub(crate) struct StackPool {
     kept: usize,
 }
 
+/// The largest stack a fiber may ask for: 1 GiB. A thread's default stack
+/// is 8 MiB; a size past this is a mistake (`usize::MAX`, a size in bits),
+/// reported as such instead of as a failed mapping.
+pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Checks a requested stack size up front.
+///
+/// # Errors
+///
+/// [`ErrorKind::Other`] naming the size and the maximum, if it is larger
+/// than [`MAX_STACK_SIZE`].
+pub(crate) fn check_size(size: usize) -> Result<()> {
+    if size > MAX_STACK_SIZE {
+        return Err(Error::new(
+            ErrorKind::Other,
+            format!(
+                "a fiber stack of {size} bytes is impossible: the maximum is {MAX_STACK_SIZE} \
+                 bytes (1 GiB); choose a smaller size (fuseau::Builder::stack_size, \
+                 fuseau::Config::stack_size)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl StackPool {
     /// Stacks unmapped per [`trim`](StackPool::trim).
     pub(crate) const TRIM_BATCH: usize = 64;
@@ -49,8 +74,9 @@ impl StackPool {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Io`] if the operating system refuses a new mapping; the
-    /// message names the limit that is most likely hit and how to raise it.
+    /// [`ErrorKind::Other`] for a size past [`MAX_STACK_SIZE`];
+    /// [`ErrorKind::Io`] if the operating system refuses a new mapping (the
+    /// message names the limit that is most likely hit and how to raise it).
     pub(crate) fn take(&mut self, size: usize) -> Result<DefaultStack> {
         if let Some((_, stacks)) = self.free.iter_mut().find(|(s, _)| *s == size) {
             if let Some(stack) = stacks.pop_back() {
@@ -58,14 +84,8 @@ impl StackPool {
                 return Ok(stack);
             }
         }
-        // No mapping can be that large; corosensei would panic computing
-        // its length (with the guard page) instead of failing.
-        if size > isize::MAX as usize {
-            return Err(stack_error(
-                size,
-                io::Error::from(io::ErrorKind::OutOfMemory),
-            ));
-        }
+        // Also keeps corosensei from overflowing when it adds the guard page.
+        check_size(size)?;
         DefaultStack::new(size).map_err(|e| stack_error(size, e))
     }
 
@@ -187,6 +207,19 @@ mod tests {
         assert_eq!(pool.kept(), 1);
         let _big = pool.take(128 * 1024).unwrap();
         assert_eq!(pool.kept(), 1, "a stack of another size is not taken");
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_up_front() {
+        let mut pool = StackPool::new(1);
+        for size in [usize::MAX, MAX_STACK_SIZE + 1] {
+            let Err(e) = pool.take(size) else {
+                panic!("a stack of {size} bytes was mapped")
+            };
+            assert_eq!(e.kind(), ErrorKind::Other);
+            assert!(e.message().contains("impossible"), "{e}");
+            assert!(!e.message().contains("max_map_count"), "{e}");
+        }
     }
 
     #[test]

@@ -6,16 +6,16 @@
 //! Tokio's, so tests with paused time (`start_paused`) run sleeps instantly
 //! and deterministically.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelHandle;
 use crate::error::{Error, Result};
-use crate::event::{Event, Wakeup};
-use crate::scheduler::{current_sched, require_task};
-use crate::task::{self, Task};
+use crate::event::Event;
+use crate::scheduler::context::{current_sched, with_fiber, with_sched};
+use crate::scheduler::{SchedInner, TimerAction};
+use crate::task::{self, Origin, Task, Wakeup};
 
 /// Nanoseconds elapsed since a fixed point (the first call in the process),
 /// from the monotonic clock. Not affected by paused test time.
@@ -40,7 +40,7 @@ pub fn monotonic_s() -> f64 {
 /// scheduler, [`Instant::now`]. Deadlines for [`sleep_until`] should be
 /// computed from this (it follows Tokio's paused clock in tests).
 pub fn now() -> Instant {
-    current_sched().map_or_else(Instant::now, |s| s.now())
+    with_sched(|s| s.now()).unwrap_or_else(Instant::now)
 }
 
 /// Suspends the running fiber for `duration`.
@@ -72,13 +72,16 @@ pub fn now() -> Instant {
 /// # Ok::<(), fuseau::Error>(())
 /// ```
 pub fn sleep(duration: Duration) -> Result<()> {
-    let me = require_task("sleep")?;
-    let deadline = me
-        .core()
-        .sched
-        .upgrade()
-        .and_then(|s| s.now().checked_add(duration));
-    sleep_inner(&me, deadline)
+    with_fiber("sleep", |me| {
+        let sched = sched_of(me);
+        let deadline = sched.now().checked_add(duration);
+        sleep_inner(me, &sched, deadline)
+    })
+}
+
+/// The scheduler of the running fiber `me` (entered, while it runs).
+fn sched_of(_me: &Task) -> Rc<SchedInner> {
+    current_sched().expect("a running fiber's scheduler is entered")
 }
 
 /// Suspends the running fiber until `deadline` (see [`now`]). Returns at
@@ -92,35 +95,28 @@ pub fn sleep(duration: Duration) -> Result<()> {
 ///
 /// As [`sleep`].
 pub fn sleep_until(deadline: Instant) -> Result<()> {
-    let me = require_task("sleep_until")?;
-    sleep_inner(&me, Some(deadline))
+    with_fiber("sleep_until", |me| {
+        let sched = sched_of(me);
+        sleep_inner(me, &sched, Some(deadline))
+    })
 }
 
 /// `deadline: None` is a deadline too far to represent: sleep until cancelled.
-fn sleep_inner(me: &Rc<Task>, deadline: Option<Instant>) -> Result<()> {
-    task::checkpoint(me)?;
-    let sched = me
-        .core()
-        .sched
-        .upgrade()
-        .expect("a running fiber's scheduler is alive");
-    let arm = || deadline.map(|d| sched.add_timer(d, TimerAction::Wake(Wakeup::for_task(me))));
-    let mut key = arm();
+fn sleep_inner(me: &Task, sched: &SchedInner, deadline: Option<Instant>) -> Result<()> {
+    me.checkpoint()?;
     loop {
-        task::park(me);
+        // Each round is a wait of its own, with a wake-up of its own.
+        me.begin_wait();
+        let key = deadline.map(|d| sched.add_timer(d, TimerAction::Wake(Wakeup::new(me, 0))));
+        me.park();
         let fired = key.is_some_and(|k| !sched.timer_armed(k));
         if fired {
             return Ok(());
         }
         if let Some(k) = key {
-            sched.remove_timer(k);
+            task::Schedule::remove_timer(sched, k);
         }
-        if let Some(e) = me.core().cancel_error() {
-            return Err(e);
-        }
-        // Woken for nothing: the next wait needs a wake-up of its own (the
-        // old one belongs to the wait that just ended).
-        key = arm();
+        me.cancelled()?;
     }
 }
 
@@ -128,6 +124,10 @@ fn sleep_inner(me: &Rc<Task>, deadline: Option<Instant>) -> Result<()> {
 /// error after `duration`, unless it is done first. The fiber's next (or
 /// current) suspension point then returns that error, and its children are
 /// cancelled. Several deadlines may be armed; the first to expire wins.
+/// A deadline that is due already (`Duration::ZERO`) cancels the fiber at
+/// once; one that falls due while the fiber keeps running (yielding, or
+/// passing suspension points that need not wait) fires at its next
+/// suspension point.
 ///
 /// Not a cancellation point.
 ///
@@ -147,22 +147,25 @@ fn sleep_inner(me: &Rc<Task>, deadline: Option<Instant>) -> Result<()> {
 /// assert!(result.unwrap_err().is_timeout());
 /// ```
 pub fn cancel_after(duration: Duration) -> Result<()> {
-    let me = require_task("cancel_after")?;
-    let sched = me
-        .core()
-        .sched
-        .upgrade()
-        .expect("a running fiber's scheduler is alive");
-    if let Some(deadline) = sched.now().checked_add(duration) {
-        let key = sched.add_timer(deadline, TimerAction::Deadline(me.clone()));
-        me.core().with_extras(|e| e.deadlines.push(key));
-    }
-    Ok(())
+    with_fiber("cancel_after", |me| {
+        let sched = sched_of(me);
+        let now = sched.now();
+        let Some(deadline) = now.checked_add(duration) else {
+            return Ok(()); // Too far to represent: never.
+        };
+        if deadline <= now {
+            task::cancel(me, Error::timeout(), Origin::Own);
+            return Ok(());
+        }
+        let key = sched.add_timer(deadline, TimerAction::Deadline(me.to_rc()));
+        me.header().add_deadline(key);
+        Ok(())
+    })
 }
 
 /// An event that fails with [`Timeout`](crate::ErrorKind::Timeout) once
 /// `duration` has passed (from now, on the scheduler's clock). Use it in a
-/// [`select`](crate::select) to bound a wait.
+/// [`select`](crate::select()) to bound a wait.
 ///
 /// # Examples
 ///
@@ -179,6 +182,7 @@ pub fn cancel_after(duration: Duration) -> Result<()> {
 /// });
 /// assert!(got.unwrap_err().is_timeout());
 /// ```
+#[must_use = "an event does nothing until it is waited for (await_event, select)"]
 pub fn ev_timeout(duration: Duration) -> TimeoutEvent {
     TimeoutEvent {
         deadline: now().checked_add(duration),
@@ -189,6 +193,7 @@ pub fn ev_timeout(duration: Duration) -> TimeoutEvent {
 /// point in time `deadline` (see [`now`]). Unlike [`ev_timeout`], which
 /// takes a duration, this takes an instant: a deadline shared by several
 /// waits does not stretch.
+#[must_use = "an event does nothing until it is waited for (await_event, select)"]
 pub fn ev_deadline(deadline: Instant) -> TimeoutEvent {
     TimeoutEvent {
         deadline: Some(deadline),
@@ -198,6 +203,7 @@ pub fn ev_deadline(deadline: Instant) -> TimeoutEvent {
 /// The event of [`ev_timeout`] and [`ev_deadline`]. It never succeeds: it
 /// resolves to `Err(Timeout)` once its deadline has passed.
 #[derive(Debug, Clone, Copy)]
+#[must_use = "an event does nothing until it is waited for (await_event, select)"]
 pub struct TimeoutEvent {
     /// `None`: too far in the future to represent; never fires.
     deadline: Option<Instant>,
@@ -223,124 +229,8 @@ impl Event for TimeoutEvent {
         let sched = Rc::downgrade(&sched);
         CancelHandle::new(move || {
             if let Some(sched) = sched.upgrade() {
-                sched.remove_timer(key);
+                task::Schedule::remove_timer(&*sched, key);
             }
         })
-    }
-}
-
-/// Identifies an armed timer: its deadline and a sequence number that
-/// orders timers with the same deadline by arming order.
-pub(crate) type TimerKey = (Instant, u64);
-
-pub(crate) enum TimerAction {
-    /// Wake a sleeping fiber.
-    Wake(Wakeup),
-    /// Cancel a fiber with `Timeout` (`cancel_after`).
-    Deadline(Rc<Task>),
-}
-
-/// Armed timers, earliest first.
-#[derive(Default)]
-pub(crate) struct TimerQueue {
-    timers: BTreeMap<TimerKey, TimerAction>,
-    next_seq: u64,
-}
-
-impl TimerQueue {
-    pub(crate) fn new() -> TimerQueue {
-        TimerQueue::default()
-    }
-
-    pub(crate) fn insert(&mut self, deadline: Instant, action: TimerAction) -> TimerKey {
-        let key = (deadline, self.next_seq);
-        self.next_seq += 1;
-        self.timers.insert(key, action);
-        key
-    }
-
-    pub(crate) fn remove(&mut self, key: TimerKey) -> Option<TimerAction> {
-        self.timers.remove(&key)
-    }
-
-    pub(crate) fn contains(&self, key: TimerKey) -> bool {
-        self.timers.contains_key(&key)
-    }
-
-    /// Removes and returns the earliest timer if it is due at `now`.
-    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<TimerAction> {
-        let entry = self.timers.first_entry()?;
-        if entry.key().0 <= now {
-            Some(entry.remove())
-        } else {
-            None
-        }
-    }
-
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.first_key_value().map(|(k, _)| k.0)
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.timers.is_empty()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.timers.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A timer queue whose actions are never run: only keys matter here, so
-    /// the tests use deadline timers of no fiber, encoded by `Wake`-less
-    /// bookkeeping on the side.
-    fn queue_of(deadlines: &[u64], base: Instant) -> (TimerQueue, Vec<TimerKey>) {
-        let mut q = TimerQueue::new();
-        let keys = deadlines
-            .iter()
-            .map(|&ms| q.insert(base + Duration::from_millis(ms), dummy_action()))
-            .collect();
-        (q, keys)
-    }
-
-    fn dummy_action() -> TimerAction {
-        TimerAction::Deadline(crate::fiber::tests_support::dummy_task())
-    }
-
-    proptest! {
-        #[test]
-        fn pops_in_deadline_then_arming_order(deadlines in proptest::collection::vec(0u64..50, 0..40), now in 0u64..60) {
-            let base = Instant::now();
-            let (mut q, keys) = queue_of(&deadlines, base);
-            let mut expected: Vec<TimerKey> = keys.iter().copied().filter(|k| k.0 <= base + Duration::from_millis(now)).collect();
-            expected.sort();
-            let mut popped = 0;
-            while q.pop_expired(base + Duration::from_millis(now)).is_some() {
-                popped += 1;
-            }
-            prop_assert_eq!(popped, expected.len());
-            prop_assert_eq!(q.len(), deadlines.len() - expected.len());
-            if let Some(next) = q.next_deadline() {
-                prop_assert!(next > base + Duration::from_millis(now));
-            }
-        }
-
-        #[test]
-        fn removed_timers_never_fire(deadlines in proptest::collection::vec(0u64..50, 1..40), pick in any::<prop::sample::Index>()) {
-            let base = Instant::now();
-            let (mut q, keys) = queue_of(&deadlines, base);
-            let victim = keys[pick.index(keys.len())];
-            prop_assert!(q.remove(victim).is_some());
-            prop_assert!(q.remove(victim).is_none());
-            prop_assert!(!q.contains(victim));
-            let mut n = 0;
-            while q.pop_expired(base + Duration::from_secs(1)).is_some() { n += 1; }
-            prop_assert_eq!(n, deadlines.len() - 1);
-        }
     }
 }

@@ -3,11 +3,21 @@
 //!
 //! # Ownership rules
 //!
-//! 1. [`SchedInner`] belongs to one thread (it is reached through `Rc`s and a
-//!    thread-local); only its [`Remote`] is shared with other threads, through
-//!    an `Arc` (see the rules in `remote.rs`).
+//! 1. [`SchedInner`] belongs to one thread (it is reached through `Rc`s and
+//!    the thread-local context, `context.rs`); only its [`Inbox`] is shared
+//!    with other threads, through an `Arc` (see `inbox.rs`).
 //! 2. No `RefCell` of the scheduler is borrowed while a fiber or other user
 //!    code runs; each borrow ends within its statement.
+//! 3. Fibers run only inside the scheduler's context (an [`Enter`] guard):
+//!    from [`Scheduler::run_iteration`] and from the teardown, which
+//!    [`Scheduler::dispose`] and the tail of `run_iteration` run. Nothing
+//!    runs fibers from a `Drop` of the scheduler's state (`SchedInner`),
+//!    where no context could be entered (`teardown.rs`).
+//! 4. The fiber record knows the scheduler only through
+//!    [`Schedule`](crate::task::Schedule), which `SchedInner` implements.
+
+pub(crate) mod context;
+mod teardown;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -20,13 +30,15 @@ use std::time::Instant;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use slab::Slab;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{install_panic_hook, Error, ErrorKind, Result};
 use crate::event_loop::EventLoop;
-use crate::fiber::FiberId;
-use crate::remote::{Message, Remote};
+use crate::id::FiberId;
+use crate::inbox::{Inbox, Message};
 use crate::stack::StackPool;
-use crate::task::{self, Origin, State, Task};
-use crate::time::{TimerAction, TimerKey, TimerQueue};
+use crate::switch::StackBounds;
+use crate::task::{self, Origin, Schedule, Stage, Task, Wakeup};
+use crate::timer::{TimerKey, TimerQueue};
+use context::{not_in_fiber, switch_in, switch_out, with_fiber, with_sched, Enter};
 
 /// Options of a scheduler, builder-style.
 ///
@@ -60,7 +72,8 @@ impl Config {
 
     /// Stack size of fibers that do not choose one with
     /// [`Builder::stack_size`](crate::Builder::stack_size). At least 4 KiB is
-    /// used; a guard page is added below.
+    /// used; a guard page is added below. A size over 1 GiB is refused: the
+    /// fibers fail at once with an [`ErrorKind::Other`] error that says so.
     pub fn stack_size(mut self, bytes: usize) -> Config {
         self.stack_size = bytes;
         self
@@ -117,160 +130,105 @@ enum Phase {
     Disposed,
 }
 
+/// What a timer does when it fires.
+pub(crate) enum TimerAction {
+    /// Wake a sleeping fiber (or a timeout event's waiter).
+    Wake(Wakeup),
+    /// Cancel a fiber with `Timeout` (`cancel_after`).
+    Deadline(Rc<Task>),
+}
+
+struct MicroTask {
+    /// The fiber that scheduled it: held open until it ran.
+    from: Option<Rc<Task>>,
+    run: Box<dyn FnOnce()>,
+}
+
+/// The state of a scheduler, shared by its handles.
 pub(crate) struct SchedInner {
     event_loop: Box<dyn EventLoop>,
     config: Config,
-    remote: Arc<Remote>,
+    inbox: Arc<Inbox>,
     run_queue: RefCell<VecDeque<Rc<Task>>>,
     micro_tasks: RefCell<VecDeque<MicroTask>>,
+    /// The registry: every fiber that is not done (`task` module docs).
     fibers: RefCell<Slab<Rc<Task>>>,
-    current: RefCell<Option<Rc<Task>>>,
-    timers: RefCell<TimerQueue>,
+    timers: RefCell<TimerQueue<TimerAction>>,
     stacks: RefCell<StackPool>,
     spawned: Cell<u64>,
     phase: Cell<Phase>,
     in_iteration: Cell<bool>,
+    /// One of this scheduler's fibers is running (its stack is executing).
+    running: Cell<bool>,
     /// How many owning `Scheduler` handles exist (see `Scheduler::owner`).
     owners: Cell<usize>,
+    /// Stacks leaked at disposal (see `teardown.rs`, `panic = "abort"`).
+    leaked_stacks: Cell<usize>,
 }
 
-struct MicroTask {
-    from: Option<Weak<Task>>,
-    run: Box<dyn FnOnce()>,
-}
-
-thread_local! {
-    /// The scheduler whose iteration is running on this thread, if any.
-    static CONTEXT: RefCell<Option<Rc<SchedInner>>> = const { RefCell::new(None) };
-}
-
-thread_local! {
-    /// The schedulers alive on this thread, by the address of their
-    /// `Remote`: a `Waker` woken on its scheduler's own thread (by a Tokio
-    /// task, or a future polled by a fiber) queues the fiber at once,
-    /// without the inbox (see `wake_on_this_thread`).
-    static ON_THIS_THREAD: RefCell<Vec<(usize, Weak<SchedInner>)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Wakes wait `epoch` of fiber `id` (at slab key `key`) of the scheduler
-/// that owns `remote`, if that scheduler lives on this thread and is
-/// active. `false` otherwise: the caller then sends the wake-up through the
-/// inbox, which also handles a scheduler being disposed of.
-pub(crate) fn wake_on_this_thread(
-    remote: &Arc<Remote>,
-    key: usize,
-    id: FiberId,
-    epoch: u64,
-) -> bool {
-    let address = Arc::as_ptr(remote) as usize;
-    let sched = ON_THIS_THREAD
-        .try_with(|schedulers| {
-            let schedulers = schedulers.try_borrow().ok()?;
-            let (_, sched) = schedulers.iter().find(|(a, _)| *a == address)?;
-            sched.upgrade()
-        })
-        .ok()
-        .flatten();
-    let Some(sched) = sched.filter(|s| s.is_active()) else {
-        return false;
-    };
-    if sched.fibers.try_borrow().is_err() {
-        return false;
-    }
-    sched.wake_fiber(key, id, epoch);
-    true
-}
-
-/// Makes a scheduler current on this thread; restores the previous one on drop.
-struct Enter {
-    previous: Option<Rc<SchedInner>>,
-}
-
-impl Enter {
-    fn new(sched: Rc<SchedInner>) -> Enter {
-        Enter {
-            previous: CONTEXT.with(|c| c.replace(Some(sched))),
+impl Schedule for SchedInner {
+    fn schedule(&self, task: Rc<Task>) {
+        self.run_queue.borrow_mut().push_back(task);
+        if !self.in_iteration.get() {
+            // Woken from outside an iteration (a Tokio task on this thread,
+            // say): the event loop may be waiting and must look again.
+            self.inbox.unpark();
         }
     }
-}
 
-impl Drop for Enter {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        let leaving = CONTEXT.with(|c| c.replace(previous));
-        drop(leaving);
+    fn release(&self, task: &Task) -> Option<Rc<Task>> {
+        self.fibers
+            .borrow_mut()
+            .try_remove(task.header().slab_key.get())
     }
-}
 
-/// The scheduler current on this thread.
-pub(crate) fn current_sched() -> Option<Rc<SchedInner>> {
-    CONTEXT.with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
-}
+    fn remove_timer(&self, key: TimerKey) {
+        let removed = self.timers.borrow_mut().remove(key);
+        drop(removed);
+    }
 
-/// The fiber running on this thread.
-pub(crate) fn current_task() -> Option<Rc<Task>> {
-    CONTEXT.with(|c| {
-        let c = c.try_borrow().ok()?;
-        let sched = c.as_ref()?;
-        let current = sched.current.try_borrow().ok()?;
-        current.clone()
-    })
-}
-
-/// The running fiber, or `Err(NotInFiber)` naming the call.
-pub(crate) fn require_task(call: &str) -> Result<Rc<Task>> {
-    current_task().ok_or_else(|| not_in_fiber(call))
-}
-
-pub(crate) fn not_in_fiber(call: &str) -> Error {
-    Error::new(
-        ErrorKind::NotInFiber,
-        format!("{call} must be called from inside a fiber"),
-    )
-}
-
-impl SchedInner {
-    pub(crate) fn now(&self) -> Instant {
+    fn now(&self) -> Instant {
         self.event_loop.now()
     }
 
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
+    fn inbox(&self) -> &Arc<Inbox> {
+        &self.inbox
     }
 
-    pub(crate) fn remote(&self) -> &Arc<Remote> {
-        &self.remote
+    fn wake_fiber(&self, key: usize, id: FiberId, epoch: u64) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        let Ok(fibers) = self.fibers.try_borrow() else {
+            return false;
+        };
+        let task = fibers.get(key).filter(|t| t.header().id == id).cloned();
+        drop(fibers);
+        if let Some(task) = task {
+            task.wake(epoch);
+        }
+        true
+    }
+
+    fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
+        self
+    }
+}
+
+impl SchedInner {
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     pub(crate) fn is_active(&self) -> bool {
         self.phase.get() == Phase::Active
     }
 
-    pub(crate) fn is_running(&self, task: &Rc<Task>) -> bool {
-        self.current
-            .borrow()
-            .as_ref()
-            .is_some_and(|c| Rc::ptr_eq(c, task))
-    }
-
-    pub(crate) fn push_ready(&self, task: Rc<Task>) {
-        self.run_queue.borrow_mut().push_back(task);
-        if !self.in_iteration.get() {
-            // Woken from outside an iteration (a Tokio task on this thread,
-            // say): the event loop may be waiting and must look again.
-            self.remote.unpark();
-        }
-    }
-
-    /// Registers a new fiber; it gets its slab key.
+    /// Registers a new fiber and queues it.
     pub(crate) fn register(&self, task: &Rc<Task>) {
         let key = self.fibers.borrow_mut().insert(task.clone());
-        task.core().slab_key.set(key);
+        task.header().slab_key.set(key);
         self.spawned.set(self.spawned.get() + 1);
-    }
-
-    pub(crate) fn unregister(&self, key: usize) -> Option<Rc<Task>> {
-        self.fibers.borrow_mut().try_remove(key)
     }
 
     pub(crate) fn add_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
@@ -282,19 +240,15 @@ impl SchedInner {
         self.timers.borrow().contains(key)
     }
 
-    /// Disarms a timer; `false` if it already fired (or was disarmed).
-    pub(crate) fn remove_timer(&self, key: TimerKey) -> bool {
-        let removed = self.timers.borrow_mut().remove(key);
-        removed.is_some()
-    }
-
-    pub(crate) fn schedule_micro_task(&self, run: Box<dyn FnOnce()>) {
-        let from = current_task().map(|t| Rc::downgrade(&t));
+    pub(crate) fn schedule_micro_task(&self, from: Option<Rc<Task>>, run: Box<dyn FnOnce()>) {
+        if let Some(task) = &from {
+            task.header().micro_task_queued();
+        }
         self.micro_tasks
             .borrow_mut()
             .push_back(MicroTask { from, run });
         if !self.in_iteration.get() {
-            self.remote.unpark();
+            self.inbox.unpark();
         }
     }
 
@@ -304,20 +258,28 @@ impl SchedInner {
             let Some(MicroTask { from, run }) = next else {
                 return;
             };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(run)) {
+            let outcome = catch_unwind(AssertUnwindSafe(run));
+            if let Some(task) = from {
                 // The panic message was printed by the panic hook; the
-                // failure goes to the fiber that scheduled the task.
-                if let Some(task) = from.and_then(|w| w.upgrade()) {
+                // failure goes to the fiber that scheduled the task, which
+                // is not done before its micro-tasks are.
+                if let Err(payload) = outcome {
                     task::fail(&task, Error::from_panic(payload));
                 }
+                task.header().micro_task_done();
+                task::try_complete(&task);
             }
         }
     }
 
     fn drain_inbox(&self) {
-        while let Some(message) = self.remote.pop() {
+        while let Some(message) = self.inbox.pop() {
             match message {
-                Message::Wake { key, id, epoch } => self.wake_fiber(key, id, epoch),
+                Message::Wake { key, id, epoch } => {
+                    if let Some(task) = self.fiber(key, id) {
+                        task.wake(epoch);
+                    }
+                }
                 Message::Cancel { key, id } => {
                     if let Some(task) = self.fiber(key, id) {
                         task::cancel(&task, Error::cancelled(), Origin::Handle);
@@ -332,18 +294,10 @@ impl SchedInner {
         }
     }
 
-    /// Wakes wait `epoch` of the fiber at slab key `key`, if it is still
-    /// the fiber `id`.
-    fn wake_fiber(&self, key: usize, id: FiberId, epoch: u64) {
-        if let Some(task) = self.fiber(key, id) {
-            task::FiberCore::wake(&task, epoch);
-        }
-    }
-
     /// The live fiber at slab key `key`, if it has id `id`.
     fn fiber(&self, key: usize, id: FiberId) -> Option<Rc<Task>> {
         let task = self.fibers.borrow().get(key).cloned();
-        task.filter(|t| t.core().id == id)
+        task.filter(|t| t.header().id == id)
     }
 
     fn fire_timers(&self) {
@@ -366,218 +320,137 @@ impl SchedInner {
     /// Finishes a fiber whose body will never run, with `error`. Dropping
     /// the body runs user code: a panic there becomes the fiber's error
     /// instead of unwinding through the scheduler.
-    fn never_run(&self, task: &Rc<Task>, error: Error) {
+    fn never_run(&self, task: &Task, error: Error) {
         let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
         let error = dropped.map_or_else(Error::from_panic, |()| error);
-        task::body_finished(self, task, Err(error));
+        task::body_finished(task, Err(error));
     }
 
-    /// Runs `task` until it suspends or its body returns.
+    /// Runs `task` (just popped from the run queue) until it suspends or its
+    /// body returns.
+    #[inline]
     fn resume(&self, task: Rc<Task>) {
-        let core = task.core();
-        core.queued.set(false);
-        match core.state.get() {
-            State::Suspended => {}
-            State::NotStarted => {
-                if let Some(e) = core.cancel_error() {
-                    // Cancelled before it ever ran: the body never runs.
-                    self.never_run(&task, e);
+        let h = task.header();
+        match h.stage() {
+            Stage::Suspended => {}
+            Stage::NotStarted => {
+                if !self.start(&task) {
                     return;
                 }
-                let stack = self.stacks.borrow_mut().take(core.stack_size);
-                match stack {
-                    Ok(stack) => {
-                        let body = task.clone();
-                        *core.coroutine.borrow_mut() =
-                            Some(Coroutine::with_stack(stack, move |yielder, ()| {
-                                fiber_main(yielder, body)
-                            }));
-                    }
-                    Err(e) => {
-                        self.never_run(&task, e);
-                        return;
-                    }
-                }
             }
-            State::Running | State::Finishing | State::Done => return,
+            // A stale entry (a fiber finished by the teardown).
+            Stage::Running | Stage::Finishing | Stage::Done => return,
         }
         let result = {
             // Borrowed in place while the fiber runs (no move of the
             // coroutine per switch); nothing else touches the cell of a
-            // running fiber (ownership rule 2 in task.rs).
-            let mut slot = core.coroutine.borrow_mut();
+            // running fiber (ownership rule 2 in the `task` module).
+            let mut slot = h.coroutine.borrow_mut();
             let Some(coroutine) = slot.as_mut() else {
                 return;
             };
-            core.state.set(State::Running);
-            let previous = self.current.replace(Some(task.clone()));
+            h.state().resume(std::thread::panicking());
+            self.running.set(true);
+            let previous = switch_in(&task);
             let result = coroutine.resume(());
-            let mine = self.current.replace(previous);
-            drop(mine);
+            switch_out(previous);
+            self.running.set(false);
             result
         };
-        if let CoroutineResult::Return(result) = result {
-            let coroutine = core.coroutine.borrow_mut().take();
-            if let Some(coroutine) = coroutine {
-                self.stacks
-                    .borrow_mut()
-                    .give_back(core.stack_size, coroutine.into_stack());
-            }
-            task::body_finished(self, &task, result);
-        }
-    }
-
-    /// Cancels every fiber and stops accepting work. Teardown proper is
-    /// [`SchedInner::teardown`].
-    fn begin_dispose(&self) {
-        if self.phase.get() != Phase::Active {
-            return;
-        }
-        self.phase.set(Phase::Disposing);
-        self.remote.close();
-        let roots: Vec<Rc<Task>> = self
-            .fibers
-            .borrow()
-            .iter()
-            .map(|(_, t)| t.clone())
-            .filter(|t| t.core().parent().is_none())
-            .collect();
-        let error = Error::new(ErrorKind::Cancelled, "the scheduler was disposed of");
-        for root in roots {
-            task::cancel(&root, error.clone(), Origin::Scheduler);
-        }
-    }
-
-    /// Finishes every fiber: first lets the (cancelled) fibers run so that
-    /// they return by themselves, then force-unwinds the stacks of those that
-    /// still have not, so that every destructor runs. Must be called outside
-    /// the scheduler's fibers.
-    fn teardown(&self) {
-        self.begin_dispose();
-        if self.phase.get() == Phase::Disposed {
-            return;
-        }
-        // Graceful: cancelled fibers fail at every suspension point, so most
-        // return within a run or two. Bounded, for fibers that ignore it.
-        let mut budget = 16 * (self.fibers.borrow().len() + 4);
-        while budget > 0 {
-            self.run_micro_tasks();
-            let next = self.run_queue.borrow_mut().pop_front();
-            let Some(task) = next else { break };
-            self.resume(task);
-            budget -= 1;
-        }
-        // Forced: unwind what is left. Completion cascades up the tree, so
-        // the slab empties once every body has finished.
-        loop {
-            let left: Vec<Rc<Task>> = self
-                .fibers
-                .borrow()
-                .iter()
-                .map(|(_, t)| t.clone())
-                .filter(|t| matches!(t.core().state.get(), State::NotStarted | State::Suspended))
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            for task in left {
-                self.force_finish(&task);
-            }
-        }
-        self.run_micro_tasks();
-        // No fiber is left to delay: unmap the whole surplus now.
-        while self.stacks.borrow().over_capacity() {
-            let unmapped = self.stacks.borrow_mut().trim();
-            drop(unmapped);
-        }
-        self.phase.set(Phase::Disposed);
-        let queued = std::mem::take(&mut *self.run_queue.borrow_mut());
-        drop(queued);
-        let timers = std::mem::take(&mut *self.timers.borrow_mut());
-        drop(timers);
-        // Remote closures are dropped, not run: their owners see `Inactive`.
-        self.remote.discard();
-        // Fibers still registered are ones whose completion could not
-        // cascade (a forced unwind that spawned, say): unlink them so no
-        // reference cycle outlives the scheduler.
-        let rest: Vec<Rc<Task>> = self.fibers.borrow_mut().drain().collect();
-        drop(rest);
-    }
-
-    fn force_finish(&self, task: &Rc<Task>) {
-        let core = task.core();
-        let error = core
-            .cancel_error()
-            .unwrap_or_else(|| Error::new(ErrorKind::Cancelled, "the scheduler was disposed of"));
-        match core.state.get() {
-            State::NotStarted => {
-                self.never_run(task, error);
-            }
-            State::Suspended => {
-                core.unwinding.set(true);
-                let coroutine = core.coroutine.borrow_mut().take();
-                if let Some(mut coroutine) = coroutine {
-                    let previous = self.current.replace(Some(task.clone()));
-                    // A destructor that panics while the stack unwinds aborts
-                    // the process (a panic during unwinding); anything else
-                    // is stopped here so that it never reaches the caller.
-                    let _ = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind()));
-                    let mine = self.current.replace(previous);
-                    drop(mine);
-                    if coroutine.done() {
-                        self.stacks
-                            .borrow_mut()
-                            .give_back(core.stack_size, coroutine.into_stack());
-                    }
+        match result {
+            CoroutineResult::Yield(()) => {
+                if h.state().take_yielded() {
+                    self.run_queue.borrow_mut().push_back(task);
                 }
-                task::body_finished(self, task, Err(error));
             }
-            State::Running | State::Finishing | State::Done => {}
+            CoroutineResult::Return(result) => {
+                let coroutine = h.coroutine.borrow_mut().take();
+                if let Some(coroutine) = coroutine {
+                    self.stacks
+                        .borrow_mut()
+                        .give_back(h.stack_size, coroutine.into_stack());
+                }
+                task::body_finished(&task, result);
+            }
         }
+    }
+
+    /// Gives a fiber that never ran its stack and coroutine; `false` (and
+    /// the fiber is finished) if its body will never run.
+    #[cold]
+    fn start(&self, task: &Rc<Task>) -> bool {
+        let h = task.header();
+        h.state().dequeue();
+        if let Some(e) = h.cancel_error() {
+            // Cancelled before it ever ran: the body never runs.
+            self.never_run(task, e);
+            return false;
+        }
+        let stack = self.stacks.borrow_mut().take(h.stack_size);
+        match stack {
+            Ok(stack) => {
+                h.yielder.set_bounds(StackBounds::of(&stack));
+                let body = task.clone();
+                *h.coroutine.borrow_mut() =
+                    Some(Coroutine::with_stack(stack, move |yielder, ()| {
+                        fiber_main(yielder, body)
+                    }));
+                true
+            }
+            Err(e) => {
+                self.never_run(task, e);
+                false
+            }
+        }
+    }
+
+    /// The scheduler's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.event_loop.now()
     }
 }
 
 impl Drop for SchedInner {
     fn drop(&mut self) {
-        // Normally `Scheduler`'s drop has torn everything down already; this
-        // covers a scheduler whose last reference was dropped from inside
-        // one of its own iterations.
-        self.teardown();
-        let address = Arc::as_ptr(&self.remote) as usize;
-        // Not while the thread's locals are being destroyed.
-        let _ = ON_THIS_THREAD.try_with(|schedulers| {
-            if let Ok(mut schedulers) = schedulers.try_borrow_mut() {
-                schedulers.retain(|(a, _)| *a != address);
-            }
-        });
+        // Teardown ran before the last reference went (ownership rule 3);
+        // if it somehow did not, what is left is leaked, never run here.
+        if self.phase.get() != Phase::Disposed {
+            self.leak_remaining();
+        }
+        task::unregister_local(&self.inbox);
     }
 }
 
 /// The entry function of every fiber, running on the fiber's own stack.
 fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<Task>) -> Result<()> {
-    let core = task.core();
-    let _entered = core.yielder.enter(yielder);
+    let h = task.header();
+    let _entered = h.yielder.enter(yielder);
     let result = catch_unwind(AssertUnwindSafe(|| task.run_body()));
-    // Fiber-local values die with the body, on the fiber's stack, while
-    // fiber-only calls still work in their destructors; also when the
-    // scheduler force-unwinds the fiber (before the unwind goes on), or they
-    // would outlive the teardown for as long as a handle to the fiber lives.
-    let locals = core.take_extra(|e| &mut e.locals);
-    let dropped = catch_unwind(AssertUnwindSafe(move || drop(locals)));
-    let result = result.unwrap_or_else(|payload| rethrow_if_unwinding(core, payload));
-    match dropped {
-        Ok(()) => result,
-        Err(payload) => result.and(rethrow_if_unwinding(core, payload)),
+    let result = result.unwrap_or_else(|payload| rethrow_if_unwinding(&task, payload));
+    // Fiber-local values die with the body, on the fiber's stack, inside
+    // its panic boundary, while fiber-only calls still work in their
+    // destructors; until none are left, since a destructor may set another
+    // one. Also when the scheduler force-unwinds the fiber (before the
+    // unwind goes on), or they would outlive the teardown.
+    let mut dropped = Ok(());
+    loop {
+        let locals = h.take_extra(|e| &mut e.locals);
+        if locals.is_empty() {
+            break;
+        }
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(locals))) {
+            if dropped.is_ok() {
+                dropped = rethrow_if_unwinding(&task, payload);
+            }
+        }
     }
+    result.and(dropped)
 }
 
 /// A panic caught at the fiber boundary becomes the fiber's error, unless it
 /// is the scheduler's forced unwind, which must go on to corosensei's root.
-fn rethrow_if_unwinding(
-    core: &task::FiberCore,
-    payload: Box<dyn std::any::Any + Send>,
-) -> Result<()> {
-    if core.unwinding.get() {
+fn rethrow_if_unwinding(task: &Task, payload: Box<dyn std::any::Any + Send>) -> Result<()> {
+    if task.header().is_unwinding() {
         std::panic::resume_unwind(payload);
     }
     Err(Error::from_panic(payload))
@@ -594,9 +467,11 @@ fn rethrow_if_unwinding(
 /// [`Scheduler::new`] and call [`Scheduler::run_iteration`] in their loop.
 ///
 /// Dropping the last handle made by [`Scheduler::new`] (or cloned from one)
-/// disposes of it ([`Scheduler::dispose`]). Handles from
-/// [`Scheduler::current`] do not keep it from being disposed of: they live
-/// on its fibers' stacks, which only the disposal unwinds.
+/// disposes of it ([`Scheduler::dispose`]); dropped from one of the
+/// scheduler's own fibers, the disposal completes when the current
+/// iteration ends. Handles from [`Scheduler::current`] do not keep it from
+/// being disposed of: they live on its fibers' stacks, which only the
+/// disposal unwinds.
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>() {}
@@ -626,33 +501,27 @@ impl Clone for Scheduler {
 impl Scheduler {
     /// A new scheduler on this thread, driven by `event_loop`.
     pub fn new(event_loop: impl EventLoop + 'static, config: Config) -> Scheduler {
-        crate::error::install_panic_hook();
+        install_panic_hook(context::in_fiber);
         let unpark = event_loop.unparker();
-        let scheduler = Scheduler {
-            inner: Rc::new(SchedInner {
-                event_loop: Box::new(event_loop),
-                stacks: RefCell::new(StackPool::new(config.stack_pool_size)),
-                config,
-                remote: Arc::new(Remote::new(unpark)),
-                run_queue: RefCell::new(VecDeque::new()),
-                micro_tasks: RefCell::new(VecDeque::new()),
-                fibers: RefCell::new(Slab::new()),
-                current: RefCell::new(None),
-                timers: RefCell::new(TimerQueue::new()),
-                spawned: Cell::new(0),
-                phase: Cell::new(Phase::Active),
-                in_iteration: Cell::new(false),
-                owners: Cell::new(1),
-            }),
-            owner: true,
-        };
-        let address = Arc::as_ptr(&scheduler.inner.remote) as usize;
-        ON_THIS_THREAD.with(|schedulers| {
-            schedulers
-                .borrow_mut()
-                .push((address, Rc::downgrade(&scheduler.inner)));
+        let inner = Rc::new(SchedInner {
+            event_loop: Box::new(event_loop),
+            stacks: RefCell::new(StackPool::new(config.stack_pool_size)),
+            config,
+            inbox: Arc::new(Inbox::new(unpark)),
+            run_queue: RefCell::new(VecDeque::new()),
+            micro_tasks: RefCell::new(VecDeque::new()),
+            fibers: RefCell::new(Slab::new()),
+            timers: RefCell::new(TimerQueue::default()),
+            spawned: Cell::new(0),
+            phase: Cell::new(Phase::Active),
+            in_iteration: Cell::new(false),
+            running: Cell::new(false),
+            owners: Cell::new(1),
+            leaked_stacks: Cell::new(0),
         });
-        scheduler
+        let weak: Weak<dyn Schedule> = Rc::downgrade(&inner) as Weak<SchedInner>;
+        task::register_local(&inner.inbox, weak);
+        Scheduler { inner, owner: true }
     }
 
     /// The scheduler of the running fiber (or micro-task).
@@ -670,8 +539,7 @@ impl Scheduler {
     ///
     /// [`ErrorKind::NotInFiber`] outside one.
     pub fn try_current() -> Result<Scheduler> {
-        current_sched()
-            .map(Scheduler::borrowed)
+        with_sched(|s| Scheduler::borrowed(s.clone()))
             .ok_or_else(|| not_in_fiber("Scheduler::current"))
     }
 
@@ -707,7 +575,7 @@ impl Scheduler {
     /// A thread-safe handle to this scheduler.
     pub fn handle(&self) -> SchedulerHandle {
         SchedulerHandle {
-            remote: self.inner.remote.clone(),
+            inbox: self.inner.inbox.clone(),
         }
     }
 
@@ -721,16 +589,18 @@ impl Scheduler {
     /// [`ErrorKind::Inactive`]), every fiber is cancelled, and every
     /// suspended stack is unwound, so that destructors run and resources are
     /// released. Fibers first get a chance to return by themselves; those
-    /// that ignore their cancellation are then force-unwound.
+    /// that ignore their cancellation are then force-unwound. (Built with
+    /// `panic = "abort"`, where nothing can unwind, the stacks of fibers
+    /// still suspended then are leaked instead, with a message on stderr.)
     ///
     /// Called from one of the scheduler's own fibers, it only cancels: the
-    /// teardown completes when control is back in the event loop (the
-    /// driver disposes once the main fiber is done). Idempotent.
+    /// teardown completes when the current iteration ends (the driver also
+    /// disposes once the main fiber is done). Idempotent.
     pub fn dispose(&self) {
-        if self.inner.current.borrow().is_some() {
+        if self.inner.running.get() {
             self.inner.begin_dispose();
         } else {
-            let _enter = Enter::new(self.inner.clone());
+            let _enter = Enter::new(&self.inner);
             self.inner.teardown();
         }
     }
@@ -744,21 +614,23 @@ impl Scheduler {
     ///
     /// If called from inside one of this scheduler's own fibers.
     pub fn run_iteration(&self) -> Iteration {
-        let inner = &self.inner;
+        let inner = &*self.inner;
         assert!(
-            inner.current.borrow().is_none(),
+            !inner.running.get(),
             "Scheduler::run_iteration called from inside one of its own fibers"
         );
         if inner.phase.get() == Phase::Disposed {
             return Iteration::Idle { deadline: None };
         }
-        let _enter = Enter::new(inner.clone());
+        let _enter = Enter::new(&self.inner);
         let was_in_iteration = inner.in_iteration.replace(true);
         inner.drain_inbox();
         inner.fire_timers();
         let mut budget = inner.config.budget;
         loop {
-            inner.run_micro_tasks();
+            if !inner.micro_tasks.borrow().is_empty() {
+                inner.run_micro_tasks();
+            }
             if budget == 0 {
                 break;
             }
@@ -769,6 +641,12 @@ impl Scheduler {
         }
         inner.drain_inbox();
         inner.in_iteration.set(was_in_iteration);
+        if inner.owners.get() == 0 {
+            // The last owner was dropped by a fiber during this iteration:
+            // finish the disposal here, in the scheduler's context.
+            inner.teardown();
+            return Iteration::Idle { deadline: None };
+        }
         if !inner.run_queue.borrow().is_empty() || !inner.micro_tasks.borrow().is_empty() {
             return Iteration::Busy;
         }
@@ -812,13 +690,13 @@ impl fmt::Debug for Scheduler {
 /// A `Send + Sync` handle to a [`Scheduler`], for other threads.
 #[derive(Clone)]
 pub struct SchedulerHandle {
-    pub(crate) remote: Arc<Remote>,
+    pub(crate) inbox: Arc<Inbox>,
 }
 
 impl SchedulerHandle {
     /// `false` once the scheduler was disposed of.
     pub fn is_active(&self) -> bool {
-        self.remote.is_active()
+        self.inbox.is_active()
     }
 }
 
@@ -833,8 +711,13 @@ impl fmt::Debug for SchedulerHandle {
 /// Queues `f` to run on the current scheduler in this iteration, after the
 /// running fiber suspends and before the next fiber runs. Micro-tasks are
 /// for very short work: they run on the scheduler's stack, cannot suspend,
-/// and a long chain of them delays everything else. A micro-task that
-/// panics fails the fiber that scheduled it.
+/// and a long chain of them delays everything else.
+///
+/// A micro-task scheduled from a fiber belongs to it: the fiber is not done
+/// (its joiners wait) until its micro-tasks have run, and one that panics
+/// fails it with [`ErrorKind::Panicked`], as a panic of its body would. One
+/// scheduled from outside any fiber (from another micro-task) has no fiber
+/// to fail: its panic is reported by the panic hook and otherwise ignored.
 ///
 /// Not a cancellation point.
 ///
@@ -842,12 +725,29 @@ impl fmt::Debug for SchedulerHandle {
 ///
 /// [`ErrorKind::NotInFiber`] outside a scheduler; [`ErrorKind::Inactive`] if
 /// it was disposed of.
+///
+/// # Examples
+///
+/// ```
+/// let e = fuseau::block_on(|| {
+///     let child = fuseau::Builder::new()
+///         .propagate_cancel_to_parent(false)
+///         .spawn(|| {
+///             fuseau::schedule_micro_task(|| panic!("boom"))?;
+///             Ok(2)
+///         });
+///     // The body returned `Ok(2)`, but its micro-task failed it.
+///     Ok(child.join())
+/// })?;
+/// assert!(e.unwrap_err().is_panic());
+/// # Ok::<(), fuseau::Error>(())
+/// ```
 pub fn schedule_micro_task(f: impl FnOnce() + 'static) -> Result<()> {
-    let sched = current_sched().ok_or_else(|| not_in_fiber("schedule_micro_task"))?;
+    let sched = context::current_sched().ok_or_else(|| not_in_fiber("schedule_micro_task"))?;
     if !sched.is_active() {
         return Err(inactive());
     }
-    sched.schedule_micro_task(Box::new(f));
+    sched.schedule_micro_task(context::current_task(), Box::new(f));
     Ok(())
 }
 
@@ -884,11 +784,9 @@ pub(crate) fn inactive() -> Error {
 /// # Ok::<(), fuseau::Error>(())
 /// ```
 pub fn yield_now() -> Result<()> {
-    let me = require_task("yield_now")?;
-    task::checkpoint(&me)?;
-    task::yield_now(&me);
-    match me.core().cancel_error() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    with_fiber("yield_now", |me| {
+        me.checkpoint()?;
+        me.yield_now();
+        me.cancelled()
+    })
 }

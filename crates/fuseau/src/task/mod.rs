@@ -1,0 +1,513 @@
+//! The fiber record ([`Task`]): what a fiber is, inside.
+//!
+//! Every fiber is one allocation, `Rc<Task<Closure<T, F>>>`: a non-generic
+//! [`Header`] first, then its body. The scheduler sees `Task` (its body's
+//! type erased behind [`Body`]); a `Fiber<T>` handle sees
+//! `Task<dyn Output<T>>`, which also gives the body's value back.
+//!
+//! # References to a fiber
+//!
+//! - The scheduler's **registry** (a slab) holds one `Rc` to every fiber that
+//!   is not done; a fiber leaves it when it completes. So a fiber that can
+//!   still run is never freed.
+//! - The **run queue** holds an `Rc` to every queued fiber. Only fibers that
+//!   are not started or suspended are queued (the `QUEUED` bit says so),
+//!   and a yielding fiber's `Rc` goes from the run loop straight back to the
+//!   queue, with no count traffic.
+//! - **Handles** (`Fiber<T>`, `AnyFiber`), **wake-ups** ([`Wakeup`]) and the
+//!   parent/child links hold `Rc`s. Links only form cycles until completion,
+//!   which breaks them.
+//! - The **running fiber** is known from the switch: the scheduler records a
+//!   raw pointer to it in a thread-local just before it resumes the fiber's
+//!   coroutine and restores the previous value when the coroutine returns or
+//!   suspends (`scheduler::context`). The coroutine lives *inside* the
+//!   record and is borrowed while it runs, so the record outlives every frame
+//!   of the fiber's stack, and a `&Task` that code on that stack obtained
+//!   stays valid across the fiber's suspensions.
+//! - [`Waker`](std::task::Waker)s, which may go to other threads, hold no
+//!   reference: they name the fiber by slab key and id (`waker.rs`).
+//!
+//! # The state word
+//!
+//! One [`Cell<u32>`](std::cell::Cell) (`state.rs`): the stage (not started,
+//! running, suspended, finishing, done) and the flags `QUEUED`, `WOKEN`,
+//! `CANCELLED`, `UNWINDING`, `YIELDED`, `DEADLINE`, `STARTED`,
+//! `PROPAGATE`, `RESUMED_PANICKING`. Every transition is a method in
+//! `state.rs`; nobody else flips bits. The hot paths read only this word:
+//! the cancellation error itself is read on the slow path, once `CANCELLED`
+//! is set.
+//!
+//! # Ownership rules
+//!
+//! 1. Everything here lives on one thread, the scheduler's; the types are
+//!    `!Send`.
+//! 2. A fiber's `coroutine` cell holds its coroutine from its first run to
+//!    the end of its body. While the fiber runs, the scheduler keeps the cell
+//!    borrowed (the one borrow held across a context switch): only the
+//!    scheduler touches it, and only for a fiber that is not running.
+//! 3. Apart from that, no `RefCell` borrow is held while user code runs (a
+//!    fiber body, a drop of user data, a cancel callback, a `Clone` of a
+//!    fiber-local value) or across a context switch: every borrow below is
+//!    taken and released within one statement or block, and what must be
+//!    dropped or called is taken out first.
+//! 4. A wake-up only queues a fiber; it never switches to it. Each wait has
+//!    an epoch, a new one at the start of every wait (`wait.rs`); a
+//!    [`Wakeup`] of an older epoch does nothing, and one that arrives while
+//!    the fiber is still running (before it suspends) is remembered in
+//!    `WOKEN`, so it cannot be lost.
+//! 5. The fiber knows its scheduler only through the [`Schedule`] trait:
+//!    this module imports nothing from the scheduler.
+
+mod rc;
+mod state;
+mod tree;
+mod wait;
+mod waker;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::id::FiberId;
+use crate::inbox::Inbox;
+use crate::switch::{FiberCoroutine, YielderSlot};
+use crate::timer::TimerKey;
+
+pub(crate) use state::Stage;
+pub(crate) use tree::{body_finished, cancel, fail, link, try_complete};
+pub(crate) use wait::forbid_waits;
+pub use wait::Wakeup;
+pub(crate) use waker::{register_local, unregister_local, RemoteWakeup};
+
+/// What a fiber needs from its scheduler: the seam between the fiber record
+/// and the scheduler (as `Schedule` in tokio's task module).
+pub(crate) trait Schedule {
+    /// Queues `task`, which was not queued (its `QUEUED` bit was just set).
+    fn schedule(&self, task: Rc<Task>);
+    /// `task` is done: the scheduler drops it from its registry. The
+    /// reference is returned, to be dropped by the caller when no borrow is
+    /// held.
+    fn release(&self, task: &Task) -> Option<Rc<Task>>;
+    /// Disarms a timer, if it has not fired.
+    fn remove_timer(&self, key: TimerKey);
+    /// The scheduler's clock.
+    fn now(&self) -> Instant;
+    /// The scheduler's inbox, for wakers that cross threads.
+    fn inbox(&self) -> &Arc<Inbox>;
+    /// Wakes wait `epoch` of the fiber at slab key `key` if it is still
+    /// fiber `id`; on the scheduler's thread, outside any borrow of its
+    /// registry. `false` if the scheduler cannot do it now (it is being
+    /// disposed of, or its registry is borrowed): the caller then goes
+    /// through the inbox.
+    fn wake_fiber(&self, key: usize, id: FiberId, epoch: u64) -> bool;
+    /// The scheduler as `Any`, for the layers above that know its type.
+    fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
+}
+
+/// Who cancelled a fiber. It decides whether the fiber's resulting
+/// `Cancelled` error is passed on to its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Its parent was cancelled or failed.
+    Parent,
+    /// Someone called `AnyFiber::cancel`.
+    Handle,
+    /// The scheduler is being disposed of.
+    Scheduler,
+    /// Its own doing: a deadline (`cancel_after`) or its own failure,
+    /// including a failure propagated from a child.
+    Own,
+}
+
+/// A `with_cancel_callback` callback.
+pub(crate) type CancelCallback = Box<dyn FnOnce(&Error)>;
+
+/// The non-generic part of every fiber.
+pub(crate) struct Header {
+    pub(crate) id: FiberId,
+    pub(crate) name: Option<Box<str>>,
+    sched: Weak<dyn Schedule>,
+    pub(crate) stack_size: usize,
+    /// The state word (`state.rs`).
+    state: state::State,
+    /// The current wait (ownership rule 4).
+    epoch: Cell<u64>,
+    /// The branch of the current wait that was claimed, if one was
+    /// (see [`Wakeup::claim`]).
+    claimed: Cell<Option<usize>>,
+    /// How many times the fiber suspended: a wait whose preparation ran code
+    /// that suspended (a future polled by a `select` branch, say) sees it
+    /// changed and starts over (`event::select`).
+    switches: Cell<u32>,
+    /// Micro-tasks the fiber scheduled that have not run yet: the fiber is
+    /// not done before they have (a panicking one fails it).
+    micro_tasks: Cell<u32>,
+    pub(crate) yielder: YielderSlot,
+    pub(crate) coroutine: RefCell<Option<FiberCoroutine>>,
+    pub(crate) slab_key: Cell<usize>,
+    parent: RefCell<Option<Rc<Task>>>,
+    children: RefCell<Vec<Rc<Task>>>,
+    index_in_parent: Cell<usize>,
+    /// Set once, with `CANCELLED`.
+    cancelled: RefCell<Option<(Error, Origin)>>,
+    failure: RefCell<Option<Error>>,
+    joiners: RefCell<Vec<Wakeup>>,
+    /// What most fibers never use, allocated on first use, so that a
+    /// fiber's record stays small (see [`Extras`]).
+    extras: RefCell<Option<Box<Extras>>>,
+    /// The fiber's last `Waker` (see `Wakeup::to_waker`).
+    waker_cache: Cell<Option<Arc<RemoteWakeup>>>,
+}
+
+/// The rarely used parts of a fiber.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Wakers of futures waiting for the fiber to be done (`poll_done`).
+    done_wakers: Vec<Waker>,
+    /// Runs when the fiber is done, after its joiners are woken (remote
+    /// fibers send their result back with it).
+    on_done: Option<Box<dyn FnOnce()>>,
+    callbacks: Vec<(u64, CancelCallback)>,
+    next_callback: u64,
+    /// Fiber-local values, keyed by `FiberLocal` id. Shared, so that a
+    /// value can be cloned with no borrow of the extras held.
+    pub(crate) locals: Vec<(usize, Rc<dyn Any>)>,
+    /// Deadline timers (`cancel_after`): checked at suspension points,
+    /// disarmed when the fiber is done.
+    deadlines: Vec<TimerKey>,
+}
+
+/// A fiber: its header, then its body. Only made by [`Task::new`], which
+/// puts it in an `Rc` (see `rc.rs`).
+#[repr(C)]
+pub(crate) struct Task<B: ?Sized = dyn Body> {
+    header: Header,
+    body: B,
+}
+
+/// The part of a fiber that depends on its body's type.
+pub(crate) trait Body: 'static {
+    /// Runs the body (once) and keeps its `Ok` value for the joiner.
+    /// Called on the fiber's own stack.
+    fn run(&self) -> Result<()>;
+    /// Drops the body of a fiber that will never run.
+    fn discard(&self);
+}
+
+/// The body of a fiber that returns `T`, as its `Fiber<T>` handle sees it.
+pub(crate) trait Output<T>: Body {
+    fn take_output(&self) -> Option<T>;
+    /// The `Fiber<T>` handle is gone, so nobody can take the value: drop it
+    /// now, and drop a value produced later on the fiber's own stack, where
+    /// a panic in its destructor becomes the fiber's failure (it must never
+    /// happen wherever the scheduler happens to drop the last reference).
+    fn release_output(&self);
+}
+
+/// The body of a fiber running `F`, which returns `T`.
+pub(crate) struct Closure<T, F> {
+    body: Cell<Option<F>>,
+    output: Cell<Option<T>>,
+    /// The `Fiber<T>` handle, the only reader of `output`, still exists.
+    handle_alive: Cell<bool>,
+}
+
+/// How a new fiber is set up (see [`Task::new`]).
+pub(crate) struct Options {
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) stack_size: usize,
+    pub(crate) propagate: bool,
+}
+
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task<Closure<T, F>> {
+    /// A new fiber of scheduler `sched`, not started.
+    pub(crate) fn new(sched: Weak<dyn Schedule>, options: Options, body: F) -> Rc<Self> {
+        Rc::new(Task {
+            header: Header {
+                id: FiberId::next(),
+                name: options.name,
+                sched,
+                stack_size: options.stack_size,
+                state: state::State::new(options.propagate),
+                epoch: Cell::new(0),
+                claimed: Cell::new(None),
+                switches: Cell::new(0),
+                micro_tasks: Cell::new(0),
+                yielder: YielderSlot::new(),
+                coroutine: RefCell::new(None),
+                slab_key: Cell::new(usize::MAX),
+                parent: RefCell::new(None),
+                children: RefCell::new(Vec::new()),
+                index_in_parent: Cell::new(0),
+                cancelled: RefCell::new(None),
+                failure: RefCell::new(None),
+                joiners: RefCell::new(Vec::new()),
+                extras: RefCell::new(None),
+                waker_cache: Cell::new(None),
+            },
+            body: Closure {
+                body: Cell::new(Some(body)),
+                output: Cell::new(None),
+                handle_alive: Cell::new(true),
+            },
+        })
+    }
+}
+
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Body for Closure<T, F> {
+    fn run(&self) -> Result<()> {
+        let body = self.body.take().expect("a fiber body runs once");
+        let value = body()?;
+        if self.handle_alive.get() {
+            self.output.set(Some(value));
+        } else {
+            drop(value);
+        }
+        Ok(())
+    }
+
+    fn discard(&self) {
+        drop(self.body.take());
+    }
+}
+
+impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Output<T> for Closure<T, F> {
+    fn take_output(&self) -> Option<T> {
+        self.output.take()
+    }
+
+    fn release_output(&self) {
+        self.handle_alive.set(false);
+        drop(self.output.take());
+    }
+}
+
+impl<B: ?Sized> Task<B> {
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub(crate) fn body(&self) -> &B {
+        &self.body
+    }
+}
+
+impl Task {
+    /// Runs the body; on the fiber's own stack.
+    pub(crate) fn run_body(&self) -> Result<()> {
+        self.header.state.body_started();
+        self.body.run()
+    }
+
+    pub(crate) fn discard_body(&self) {
+        self.body.discard();
+    }
+}
+
+impl Header {
+    /// The scheduler, unless it is gone.
+    pub(crate) fn sched(&self) -> Option<Rc<dyn Schedule>> {
+        self.sched.upgrade()
+    }
+
+    /// The error the fiber was cancelled with, if it was.
+    pub(crate) fn cancel_error(&self) -> Option<Error> {
+        if !self.is_cancelled() {
+            return None;
+        }
+        self.cancelled.borrow().as_ref().map(|(e, _)| e.clone())
+    }
+
+    /// Who cancelled the fiber, if it was.
+    pub(crate) fn cancel_origin(&self) -> Option<Origin> {
+        self.cancelled.borrow().as_ref().map(|(_, o)| *o)
+    }
+
+    /// The error the fiber ended (or will end) with, if it failed.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.failure.borrow().clone()
+    }
+
+    pub(crate) fn parent(&self) -> Option<Rc<Task>> {
+        self.parent.borrow().clone()
+    }
+
+    pub(crate) fn n_children(&self) -> usize {
+        self.children.borrow().len()
+    }
+
+    /// Sets what runs when the fiber is done (at most one hook).
+    pub(crate) fn set_on_done(&self, hook: Box<dyn FnOnce()>) {
+        self.with_extras(|e| e.on_done = Some(hook));
+    }
+
+    /// Runs `f` on the fiber's extras, allocating them on first use. `f`
+    /// must not run user code (the extras are borrowed).
+    pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        f(self.extras.borrow_mut().get_or_insert_with(Box::default))
+    }
+
+    /// Takes something out of the extras (`Default` if there are none),
+    /// to be dropped or used with no borrow held.
+    pub(crate) fn take_extra<R: Default>(&self, f: impl FnOnce(&mut Extras) -> &mut R) -> R {
+        self.extras
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(f(e)))
+            .unwrap_or_default()
+    }
+
+    /// Reads the extras, if the fiber has any. `f` must not run user code.
+    pub(crate) fn read_extras<R>(&self, f: impl FnOnce(&Extras) -> Option<R>) -> Option<R> {
+        self.extras.borrow().as_deref().and_then(f)
+    }
+
+    /// Registers a joiner, woken when this fiber is done.
+    pub(crate) fn add_joiner(&self, w: Wakeup) {
+        self.joiners.borrow_mut().push(w);
+    }
+
+    /// Removes the joiner registrations of fiber `joiner`.
+    pub(crate) fn remove_joiner(&self, joiner: &Task) {
+        let removed: Vec<Wakeup> = {
+            let mut joiners = self.joiners.borrow_mut();
+            let (gone, kept) = joiners.drain(..).partition(|w| w.is_for(joiner));
+            *joiners = kept;
+            gone
+        };
+        drop(removed);
+    }
+
+    /// Registers `waker` to be woken when this fiber is done (once per
+    /// distinct waker).
+    pub(crate) fn add_done_waker(&self, waker: &Waker) {
+        let present = self
+            .read_extras(|e| {
+                e.done_wakers
+                    .iter()
+                    .any(|w| w.will_wake(waker))
+                    .then_some(())
+            })
+            .is_some();
+        if !present {
+            // Cloned with no borrow held: a foreign waker's clone is user code.
+            let waker = waker.clone();
+            self.with_extras(|e| e.done_wakers.push(waker));
+        }
+    }
+
+    pub(crate) fn add_callback(&self, cb: CancelCallback) -> u64 {
+        self.with_extras(|e| {
+            let token = e.next_callback;
+            e.next_callback += 1;
+            e.callbacks.push((token, cb));
+            token
+        })
+    }
+
+    /// Removes a callback; `None` if it already ran (or was removed).
+    pub(crate) fn remove_callback(&self, token: u64) -> Option<CancelCallback> {
+        let mut extras = self.extras.borrow_mut();
+        let callbacks = &mut extras.as_mut()?.callbacks;
+        let index = callbacks.iter().position(|(t, _)| *t == token)?;
+        Some(callbacks.remove(index).1)
+    }
+
+    /// Arms a deadline (`cancel_after`): `key` is its timer.
+    pub(crate) fn add_deadline(&self, key: TimerKey) {
+        self.with_extras(|e| e.deadlines.push(key));
+        self.state.set_deadline();
+    }
+
+    /// The earliest deadline armed with `cancel_after`, if any.
+    fn earliest_deadline(&self) -> Option<Instant> {
+        self.read_extras(|e| e.deadlines.iter().map(|k| k.0).min())
+    }
+
+    /// A micro-task of this fiber was queued.
+    pub(crate) fn micro_task_queued(&self) {
+        self.micro_tasks.set(self.micro_tasks.get() + 1);
+    }
+
+    /// A micro-task of this fiber ran (or was dropped).
+    pub(crate) fn micro_task_done(&self) {
+        self.micro_tasks.set(self.micro_tasks.get() - 1);
+    }
+}
+
+impl Header {
+    /// The state word, for the scheduler's transitions (`state.rs`).
+    pub(crate) fn state(&self) -> &state::State {
+        &self.state
+    }
+
+    pub(crate) fn stage(&self) -> Stage {
+        self.state.stage()
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.stage() == Stage::Done
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.has(state::CANCELLED)
+    }
+
+    /// The scheduler is force-unwinding the fiber's stack.
+    pub(crate) fn is_unwinding(&self) -> bool {
+        self.state.has(state::UNWINDING)
+    }
+
+    /// `true` once the body started running.
+    pub(crate) fn started(&self) -> bool {
+        self.state.has(state::STARTED)
+    }
+}
+
+impl Drop for Header {
+    /// A record is never freed with a suspended coroutine inside (`rc.rs`,
+    /// `scheduler::context` invariant 4): the teardown unwinds or leaks every
+    /// stack first. Should one be left anyway, it is leaked here rather than
+    /// unwound, which would run code on a stack that refers to this dying
+    /// record.
+    fn drop(&mut self) {
+        if let Some(coroutine) = self.coroutine.get_mut().take() {
+            if coroutine.started() && !coroutine.done() {
+                std::mem::forget(coroutine);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A scheduler that never existed, for tests of data structures.
+    pub(crate) struct NoSched;
+
+    impl Schedule for NoSched {
+        fn schedule(&self, _: Rc<Task>) {}
+        fn release(&self, _: &Task) -> Option<Rc<Task>> {
+            None
+        }
+        fn remove_timer(&self, _: TimerKey) {}
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn inbox(&self) -> &Arc<Inbox> {
+            unreachable!("no scheduler")
+        }
+        fn wake_fiber(&self, _: usize, _: FiberId, _: u64) -> bool {
+            false
+        }
+        fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
+            self
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The rules of structured concurrency: cancellation flows down, failure
+//! flows up, and a fiber completes only after its children.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use super::state::{Stage, PROPAGATE};
+use super::{forbid_waits, CancelCallback, Extras, Origin, Task};
+use crate::error::{Error, Result};
+
+/// Links `child` under `parent`. A child born under a cancelled parent is
+/// cancelled at once (it will never run its body).
+pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
+    let ph = parent.header();
+    {
+        let mut children = ph.children.borrow_mut();
+        child.header().index_in_parent.set(children.len());
+        children.push(child.clone());
+    }
+    *child.header().parent.borrow_mut() = Some(parent.to_rc());
+    if let Some(e) = ph.cancel_error() {
+        cancel(child, Error::passed_to_child(&e), Origin::Parent);
+    }
+}
+
+/// The cancel callbacks of one fiber, to run once the subtree is marked.
+type Pending = (Rc<Task>, Vec<(u64, CancelCallback)>, Error);
+
+/// Cancels `task` and, transitively, its children, and wakes the ones that
+/// are suspended. Cancellation is sticky: the first reason wins and a fiber
+/// that is done is left alone.
+///
+/// In three steps, so that no user code runs before the whole subtree is
+/// marked: mark every fiber (breadth-first: the fiber itself, then its
+/// children in spawn order, then theirs; iterative, so deep trees cannot
+/// overflow the canceller's stack), queue the suspended ones in that order,
+/// then run the cancel callbacks (newest first within a fiber). Callbacks
+/// run on the canceller's stack and cannot wait (`forbid_waits`): a
+/// cancellation returns at once. A callback that panics fails its fiber.
+pub(crate) fn cancel(task: &Task, error: Error, origin: Origin) {
+    let mut marked: Vec<Rc<Task>> = Vec::new();
+    let mut callbacks: Vec<Pending> = Vec::new();
+    let mut work: VecDeque<(Rc<Task>, Error, Origin)> = VecDeque::new();
+    let mut next = Some((task.to_rc(), error, origin));
+    while let Some((t, e, o)) = next.take().or_else(|| work.pop_front()) {
+        let h = t.header();
+        if h.state.stage() == Stage::Done || !h.state.cancel() {
+            continue;
+        }
+        *h.cancelled.borrow_mut() = Some((e.clone(), o));
+        let cbs = h.take_extra(|x| &mut x.callbacks);
+        let for_children = Error::passed_to_child(&e);
+        work.extend(
+            h.children
+                .borrow()
+                .iter()
+                .map(|c| (c.clone(), for_children.clone(), Origin::Parent)),
+        );
+        if !cbs.is_empty() {
+            callbacks.push((t.clone(), cbs, e));
+        }
+        marked.push(t);
+    }
+    for t in &marked {
+        if t.header().state.stage() == Stage::Suspended {
+            t.make_ready();
+        }
+    }
+    let mut panics = Vec::new();
+    for (t, cbs, e) in callbacks {
+        for (_, cb) in cbs.into_iter().rev() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| forbid_waits(|| cb(&e)))) {
+                panics.push((t.clone(), Error::from_panic(payload)));
+            }
+        }
+    }
+    for (t, e) in panics {
+        fail(&t, e);
+    }
+}
+
+/// Records that `task` failed with `error` and applies the rules: the fiber
+/// is cancelled (so are its children), and unless it opted out, or the error
+/// is merely the cancellation it received from outside, its parent fails
+/// with the same error, and so on up the tree. The first failure of a fiber
+/// is its result; later ones are ignored.
+pub(crate) fn fail(task: &Task, error: Error) {
+    let mut current = task.to_rc();
+    loop {
+        let h = current.header();
+        if h.state.stage() == Stage::Done || h.failure.borrow().is_some() {
+            return;
+        }
+        *h.failure.borrow_mut() = Some(error.clone());
+        let cancelled_from_outside = matches!(
+            h.cancel_origin(),
+            Some(Origin::Parent | Origin::Handle | Origin::Scheduler)
+        );
+        cancel(&current, error.clone(), Origin::Own);
+        if !h.state.has(PROPAGATE) || (cancelled_from_outside && error.is_cancellation()) {
+            return;
+        }
+        let Some(parent) = h.parent() else { return };
+        current = parent;
+    }
+}
+
+/// The body of `task` has returned (or will never run): record the outcome
+/// and complete the fiber if nothing else holds it open.
+pub(crate) fn body_finished(task: &Task, result: Result<()>) {
+    task.header().state.finish();
+    if let Err(e) = result {
+        fail(task, e);
+    }
+    try_complete(task);
+}
+
+/// Completes `task` if its body has returned, its children are done and its
+/// micro-tasks have run; then its parent if that was its last child, and so
+/// on up.
+pub(crate) fn try_complete(task: &Task) {
+    let mut current = task.to_rc();
+    loop {
+        let h = current.header();
+        if h.state.stage() != Stage::Finishing
+            || !h.children.borrow().is_empty()
+            || h.micro_tasks.get() != 0
+        {
+            return;
+        }
+        h.state.complete();
+        let sched = h.sched();
+        // Taken whole: what it holds (callbacks, wakers, the hook) is user
+        // code, run or dropped below with no borrow held, and never allowed
+        // to unwind into the scheduler.
+        let extras = h.extras.take().map(|e| *e).unwrap_or_default();
+        let Extras {
+            done_wakers,
+            on_done,
+            callbacks,
+            deadlines,
+            ..
+        } = extras;
+        if let Some(sched) = &sched {
+            for key in deadlines {
+                sched.remove_timer(key);
+            }
+        }
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(callbacks)));
+        for joiner in h.joiners.take() {
+            joiner.wake();
+        }
+        for waker in done_wakers {
+            let _ = catch_unwind(AssertUnwindSafe(move || waker.wake()));
+        }
+        if let Some(hook) = on_done {
+            let _ = catch_unwind(AssertUnwindSafe(hook));
+        }
+        let released = sched.as_ref().and_then(|s| s.release(&current));
+        drop(released);
+        let Some(parent) = h.parent.take() else {
+            return;
+        };
+        let removed = {
+            let mut siblings = parent.header().children.borrow_mut();
+            let index = h.index_in_parent.get();
+            let removed = siblings.swap_remove(index);
+            if let Some(moved) = siblings.get(index) {
+                moved.header().index_in_parent.set(index);
+            }
+            removed
+        };
+        drop(removed);
+        current = parent;
+    }
+}

@@ -1,0 +1,282 @@
+//! How a fiber waits: epochs, [`Wakeup`], park, yield and the checkpoint
+//! at every suspension point.
+//!
+//! Every wait (one call of a suspension point) starts with
+//! [`Task::begin_wait`], which gives it a new epoch. A [`Wakeup`] carries
+//! the epoch of the wait it was made for; waking it does nothing once that
+//! wait is over, so a registration that was not removed in time (a timer, a
+//! waker a future kept) can never wake a later, unrelated wait.
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::task::Waker;
+
+use super::state::{Stage, CANCELLED, CHECKPOINT_SLOW, DEADLINE, RESUMED_PANICKING, UNWINDING};
+use super::{tree, Origin, Task};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::FiberId;
+
+thread_local! {
+    /// How many cancel callbacks are running on this thread (`forbid_waits`).
+    static NO_WAIT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` with every suspension point failing at once (a cancel callback:
+/// it runs on the stack of whatever cancels, which must never be paused by
+/// it; see `tree::cancel`).
+pub(crate) fn forbid_waits<R>(f: impl FnOnce() -> R) -> R {
+    struct Allow;
+    impl Drop for Allow {
+        fn drop(&mut self) {
+            NO_WAIT.with(|n| n.set(n.get() - 1));
+        }
+    }
+    NO_WAIT.with(|n| n.set(n.get() + 1));
+    let _allow = Allow;
+    f()
+}
+
+/// Wakes a fiber that waits (thread-bound; see [`Wakeup::to_waker`] for
+/// other threads).
+///
+/// Cheap to clone: all clones wake the same wait.
+#[derive(Clone)]
+pub struct Wakeup {
+    task: Rc<Task>,
+    epoch: u64,
+    /// Which branch of a `select` this wake-up was given to.
+    branch: usize,
+}
+
+impl Wakeup {
+    /// A wake-up for branch `branch` of the current wait of `task`.
+    pub(crate) fn new(task: &Task, branch: usize) -> Wakeup {
+        Wakeup {
+            task: task.to_rc(),
+            epoch: task.header().epoch.get(),
+            branch,
+        }
+    }
+
+    pub(crate) fn is_for(&self, task: &Task) -> bool {
+        std::ptr::addr_eq(Rc::as_ptr(&self.task), task)
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Queues the fiber if it is still in the wait this wake-up belongs to.
+    /// Idempotent. Must be called on the fiber's thread (the type is `!Send`).
+    pub fn wake(&self) {
+        self.task.wake(self.epoch);
+    }
+
+    /// Claims the wait for this wake-up's branch and wakes the fiber;
+    /// `false` if the wait is over or another branch claimed it first.
+    ///
+    /// An event that completes by handing something over to the waiting
+    /// fiber (a channel giving it a value, or taking the value it offers)
+    /// must claim first and hand over only on `true`: the fiber's
+    /// [`select`](crate::select()) then reports this branch, whatever else
+    /// became ready, so nothing handed over is lost or reported undone.
+    /// Must be called on the fiber's thread.
+    pub fn claim(&self) -> bool {
+        let h = self.task.header();
+        let waiting = matches!(h.state.stage(), Stage::Suspended | Stage::Running);
+        if !waiting || h.epoch.get() != self.epoch || h.claimed.get().is_some() {
+            return false;
+        }
+        h.claimed.set(Some(self.branch));
+        self.wake();
+        true
+    }
+
+    /// The id of the fiber this wakes.
+    pub fn fiber_id(&self) -> FiberId {
+        self.task.header().id
+    }
+
+    /// A [`Waker`] that may be sent to, and woken from, any thread. Woken
+    /// on the scheduler's own thread (by a Tokio task, say), it wakes the
+    /// fiber at once, as [`wake`](Wakeup::wake) would, and unparks the event
+    /// loop if the scheduler is not running; woken from another thread, it
+    /// sends a message to the scheduler and unparks its event loop, and the
+    /// scheduler then wakes the fiber. A waker outliving its scheduler does
+    /// nothing.
+    pub fn to_waker(&self) -> Waker {
+        super::waker::to_waker(&self.task, self.epoch)
+    }
+}
+
+impl fmt::Debug for Wakeup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wakeup")
+            .field("fiber", &self.fiber_id())
+            .field("epoch", &self.epoch)
+            .field("branch", &self.branch)
+            .finish()
+    }
+}
+
+impl Task {
+    /// Queues the fiber to run, if it is waiting (suspended or not started)
+    /// and not queued already.
+    pub(crate) fn make_ready(&self) {
+        let h = self.header();
+        if !matches!(h.state.stage(), Stage::Suspended | Stage::NotStarted) || !h.state.try_queue()
+        {
+            return;
+        }
+        match h.sched() {
+            Some(sched) => sched.schedule(self.to_rc()),
+            None => h.state.dequeue(),
+        }
+    }
+
+    /// Called for a fiber in a `Wakeup`: queue it if it waits on `epoch`.
+    pub(crate) fn wake(&self, epoch: u64) {
+        let h = self.header();
+        if h.epoch.get() != epoch {
+            return;
+        }
+        match h.state.stage() {
+            Stage::Suspended => self.make_ready(),
+            Stage::Running => h.state.set_woken(),
+            _ => {}
+        }
+    }
+
+    /// Starts a new wait of the running fiber: a new epoch, so that no
+    /// wake-up made before can wake it, and no claim yet.
+    #[inline]
+    pub(crate) fn begin_wait(&self) {
+        let h = self.header();
+        h.epoch.set(h.epoch.get() + 1);
+        h.claimed.set(None);
+        h.state.begin_wait();
+    }
+
+    /// The current epoch (for wake-ups made outside a `Wakeup`).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.header().epoch.get()
+    }
+
+    /// How many times the fiber has suspended so far.
+    #[inline]
+    pub(crate) fn switches(&self) -> u32 {
+        self.header().switches.get()
+    }
+
+    /// Suspends the running fiber until a wake-up of the current wait or a
+    /// cancellation. Returns at once, without suspending, if a wake-up or a
+    /// claim already arrived while it was running, or if it is cancelled.
+    /// Returns the branch that claimed the wait, if one did.
+    pub(crate) fn park(&self) -> Option<usize> {
+        let h = self.header();
+        let woken = h.state.has(super::state::WOKEN) || h.claimed.get().is_some();
+        if !woken && !h.state.has(CANCELLED | UNWINDING) {
+            h.state.suspend();
+            self.switch_out();
+        }
+        h.claimed.get()
+    }
+
+    /// Puts the running fiber at the back of the run queue and switches to
+    /// the scheduler.
+    #[inline]
+    pub(crate) fn yield_now(&self) {
+        let h = self.header();
+        if !h.state.has(UNWINDING) {
+            h.state.yield_now();
+            self.switch_out();
+        }
+    }
+
+    #[inline]
+    fn switch_out(&self) {
+        let h = self.header();
+        h.switches.set(h.switches.get().wrapping_add(1));
+        h.yielder.suspend();
+    }
+
+    /// The check at every suspension point, before it waits: `Err` if the
+    /// fiber is cancelled (after yielding once, so that a loop ignoring the
+    /// error cannot starve the scheduler or stall its teardown), if a
+    /// deadline of its own is due (it is cancelled then), if it is unwinding
+    /// a panic, or inside a cancel callback.
+    #[inline]
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let h = self.header();
+        if h.state.has(CHECKPOINT_SLOW)
+            || NO_WAIT.with(|n| n.get()) != 0
+            || std::thread::panicking()
+        {
+            return self.checkpoint_slow();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn checkpoint_slow(&self) -> Result<()> {
+        let h = self.header();
+        if NO_WAIT.with(|n| n.get()) != 0 {
+            return Err(Error::new(
+                ErrorKind::Other,
+                "a cancel callback cannot wait: it runs on the stack of whatever cancels \
+                 (see fuseau::with_cancel_callback)",
+            ));
+        }
+        if h.state.has(DEADLINE) && !h.state.has(CANCELLED) {
+            let due = h
+                .earliest_deadline()
+                .zip(h.sched())
+                .is_some_and(|(deadline, sched)| sched.now() >= deadline);
+            if due {
+                tree::cancel(self, Error::timeout(), Origin::Own);
+            }
+        }
+        // A fiber that is unwinding a panic (a destructor that waits, say)
+        // must not suspend: other fibers would then run while the thread
+        // counts as panicking, and every mutex they release would be
+        // poisoned. So a suspension point there fails at once, without
+        // yielding. (Unless the thread was panicking already when the fiber
+        // resumed: a scheduler torn down by a panic outside the fibers runs
+        // them while the thread panics, and a cancelled fiber that ignores
+        // its errors in a loop must still yield, or the teardown would never
+        // end.)
+        let unwinding_a_panic = std::thread::panicking() && !h.state.has(RESUMED_PANICKING);
+        match h.cancel_error() {
+            Some(e) => {
+                if !unwinding_a_panic {
+                    self.yield_now();
+                }
+                Err(e)
+            }
+            None if unwinding_a_panic => Err(Error::new(
+                ErrorKind::Other,
+                "a fiber cannot wait while it unwinds a panic",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `Err` with the cancellation error if the fiber is cancelled (after a
+    /// wait, without yielding again).
+    #[inline]
+    pub(crate) fn cancelled(&self) -> Result<()> {
+        match self.header().cancel_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Task {
+    /// A [`Waker`] for the current wait of the running fiber (see
+    /// [`Wakeup::to_waker`]).
+    pub(crate) fn waker(&self) -> Waker {
+        super::waker::to_waker(self, self.epoch())
+    }
+}
