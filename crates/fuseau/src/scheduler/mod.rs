@@ -18,6 +18,8 @@
 
 pub(crate) mod context;
 mod teardown;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
