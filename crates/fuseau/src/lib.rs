@@ -68,6 +68,31 @@
 //! later suspension point fails too. Code between suspension points runs
 //! undisturbed, and nothing is unwound behind the user's back.
 //!
+//! ## Waiting for the first of several things
+//!
+//! [`select!`] waits for the first of several channel operations or events,
+//! with no allocation; each branch sees its own operation's result.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fuseau::block_on(|| {
+//!     let jobs = fuseau::Chan::<u32>::new();
+//!     let outcome = fuseau::select! {
+//!         recv(jobs) -> job => format!("job {}", job?),
+//!         ev(fuseau::ev_timeout(Duration::from_millis(1))) -> t => {
+//!             assert!(t.unwrap_err().is_timeout());
+//!             "idle".to_string()
+//!         }
+//!     };
+//!     assert_eq!(outcome, "idle");
+//!     Ok(())
+//! })?;
+//! # Ok::<(), fuseau::Error>(())
+//! ```
+//!
+//! [`select`] does the same for a set of branches built at run time.
+//!
 //! ## Scheduling
 //!
 //! Fibers of a scheduler run on its thread, one at a time, in FIFO order:
@@ -91,6 +116,17 @@
 //! ([`Config::stack_size`], [`Builder::stack_size`]); a guard page below each
 //! stack turns an overflow into a fault instead of memory corruption.
 //! Deep recursion needs a bigger stack.
+//!
+//! ## Inside
+//!
+//! The modules form layers, each using only those below it, so the source
+//! reads from the bottom up: errors, stacks and the context switch; a
+//! scheduler's inbox and the fiber record (`task`: one state word, every
+//! transition in one file, the scheduler reached through one trait); the
+//! scheduler (the running fiber known from the switch itself, the run loop,
+//! teardown); then what fibers use (handles, events, channels, time,
+//! fiber-local storage); then [`block_on`]. The module headers state the
+//! ownership rules and the invariants that the few `unsafe` blocks rely on.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
