@@ -57,6 +57,14 @@ pub fn await_future<F: Future>(future: F) -> Result<F::Output> {
 /// is a root fiber of that scheduler. Dropping the future cancels the fiber;
 /// [`FiberFuture::detach`] keeps it running.
 ///
+/// # Errors
+///
+/// The future resolves to the fiber's failure (as [`Fiber::join`]), or to
+/// why it could not be spawned (see [`FutureBuilder::spawn`]). A fiber that
+/// awaits the future of a fiber it runs in, its own or an ancestor's (which
+/// would wait forever), gets [`ErrorKind::Other`] at once; see
+/// [`FiberFuture`].
+///
 /// # Examples
 ///
 /// ```
@@ -123,10 +131,13 @@ impl FutureBuilder {
 
     /// Spawns the fiber and returns a future of its result. Never blocks.
     ///
+    /// # Errors
+    ///
     /// If the fiber cannot be spawned (no scheduler on this thread, the
     /// scheduler was disposed of, the parent is done), the future resolves
     /// to that error: [`ErrorKind::NotInFiber`], [`ErrorKind::Inactive`] or
-    /// [`ErrorKind::Other`].
+    /// [`ErrorKind::Other`]. Otherwise it resolves as described at
+    /// [`FiberFuture`].
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> Result<T> + 'static) -> FiberFuture<T> {
         let spawned = match (&self.parent, AnyFiber::try_current(), current_scheduler()) {
             (Some(parent), _, _) => self.builder.try_spawn_as_child_of(parent, f),
@@ -156,6 +167,20 @@ impl FutureBuilder {
 /// Resolves to what [`Fiber::join`] returns. Dropping it before it resolves
 /// cancels the fiber; [`detach`](FiberFuture::detach) lets the fiber run on
 /// without anyone waiting. Thread-bound (`!Send`), like the fiber.
+///
+/// # Errors
+///
+/// The fiber's failure (its body's error, a panic as
+/// [`ErrorKind::Panicked`], the failure of a child, or its cancellation),
+/// or why it could not be spawned (see [`FutureBuilder::spawn`]).
+///
+/// Polled from inside the awaited fiber or one of its descendants (a fiber
+/// that passes its own future, or an ancestor's, to
+/// [`await_future`]), it resolves at once to an [`ErrorKind::Other`]
+/// error instead of waiting forever, as [`Fiber::join`] does for a fiber
+/// that joins itself or an ancestor. The fiber is then neither waited for
+/// nor cancelled: it runs on, as if the future were
+/// [`detach`](FiberFuture::detach)ed.
 #[must_use = "dropping the future cancels the fiber; use .detach() to keep it running"]
 pub struct FiberFuture<T: 'static> {
     fiber: Option<Fiber<T>>,
@@ -188,7 +213,23 @@ impl<T: 'static> Future for FiberFuture<T> {
             .fiber
             .as_ref()
             .expect("FiberFuture polled after it resolved");
-        if fiber.any().poll_done(cx).is_pending() {
+        let awaited = fiber.any();
+        // A fiber that waits for itself or an ancestor to be done would wait
+        // forever (and its ancestors with it), as `Fiber::join` refuses too.
+        // Checked before registering the waker; `in_fiber` first, so that
+        // Tokio tasks pay no more than a thread-local read.
+        if fuseau::in_fiber()
+            && AnyFiber::try_current().is_ok_and(|current| awaited.contains(&current))
+        {
+            // Resolved: the handle is released, the fiber is not cancelled.
+            this.fiber = None;
+            return Poll::Ready(Err(Error::new(
+                ErrorKind::Other,
+                "FiberFuture: a fiber cannot await its own future or an ancestor's \
+                 (it would wait forever)",
+            )));
+        }
+        if awaited.poll_done(cx).is_pending() {
             return Poll::Pending;
         }
         let fiber = this.fiber.take().expect("checked above");

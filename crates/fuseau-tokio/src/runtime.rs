@@ -9,7 +9,7 @@
 //! Fiber timers use one Tokio [`Sleep`](tokio::time::Sleep), reset to the
 //! earliest deadline, and Tokio's clock, so paused test time applies.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -260,26 +260,47 @@ impl Drop for DisposeOnDrop {
 }
 
 thread_local! {
-    /// The schedulers of the `run`s alive on this thread, innermost last:
-    /// how Tokio tasks beside the fibers find a scheduler to spawn on.
-    static RUNNING: RefCell<Vec<Scheduler>> = const { RefCell::new(Vec::new()) };
+    /// The schedulers of the `run`s alive on this thread, innermost last,
+    /// each with its [`Running`] guard's token: how Tokio tasks beside the
+    /// fibers find a scheduler to spawn on.
+    static RUNNING: RefCell<Vec<(u64, Scheduler)>> = const { RefCell::new(Vec::new()) };
+    /// The token of the next [`Running`] guard on this thread.
+    static NEXT_TOKEN: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Registers a `run`'s scheduler for the lifetime of the guard. Declared
 /// after `DisposeOnDrop`, so it is dropped (and the handle released) first.
-struct Running;
+///
+/// Several `run`s may be alive at once on one thread (tasks of one
+/// `LocalSet`) and finish in any order, so the guard removes its own entry,
+/// found by its token, not the innermost one.
+struct Running {
+    token: u64,
+}
 
 impl Running {
     fn enter(sched: &Scheduler) -> Running {
-        RUNNING.with(|r| r.borrow_mut().push(sched.clone()));
-        Running
+        let token = NEXT_TOKEN.with(|next| {
+            let token = next.get();
+            next.set(token + 1);
+            token
+        });
+        RUNNING.with(|r| r.borrow_mut().push((token, sched.clone())));
+        Running { token }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let sched = RUNNING.with(|r| r.borrow_mut().pop());
-        drop(sched);
+        let entry = RUNNING.with(|r| {
+            let mut running = r.borrow_mut();
+            let at = running
+                .iter()
+                .rposition(|(token, _)| *token == self.token)?;
+            Some(running.remove(at))
+        });
+        // Released outside the borrow of `RUNNING`.
+        drop(entry);
     }
 }
 
@@ -288,15 +309,17 @@ impl Drop for Running {
 pub(crate) fn current_scheduler() -> Option<Scheduler> {
     Scheduler::try_current()
         .ok()
-        .or_else(|| RUNNING.with(|r| r.borrow().last().cloned()))
+        .or_else(|| RUNNING.with(|r| r.borrow().last().map(|(_, sched)| sched.clone())))
 }
 
 /// `Err(NotInFiber)` naming `call`, unless a fiber is running.
 pub(crate) fn require_fiber(call: &str) -> Result<()> {
-    fuseau::AnyFiber::try_current().map(drop).map_err(|_| {
-        fuseau::Error::new(
+    if fuseau::in_fiber() {
+        Ok(())
+    } else {
+        Err(fuseau::Error::new(
             fuseau::ErrorKind::NotInFiber,
             format!("{call} must be called from inside a fiber"),
-        )
-    })
+        ))
+    }
 }
