@@ -140,14 +140,17 @@ pub(crate) fn try_complete(task: &Task) {
             on_done,
             callbacks,
             deadlines,
-            ..
+            locals,
+            next_callback: _,
         } = extras;
         if let Some(sched) = &sched {
             for key in deadlines {
                 sched.remove_timer(key);
             }
         }
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(callbacks)));
+        // Callbacks never run; locals are normally dropped on the fiber's
+        // stack already (a forced unwind can leave some behind).
+        let _ = catch_unwind(AssertUnwindSafe(move || drop((callbacks, locals))));
         for joiner in h.joiners.take() {
             joiner.wake();
         }
