@@ -12,7 +12,7 @@ use fuseau_bench::{
     report_w6_server, report_w9, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
 };
 use fuseau_tokio::net::{TcpClient, TcpServer};
-use fuseau_tokio::{await_future, select, spawn, yield_now, Chan, Error, ErrorKind, Result, When};
+use fuseau_tokio::{await_future, spawn, yield_now, Chan, Error, ErrorKind, Result};
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -260,21 +260,23 @@ fn w7o(n: u64) -> Result<()> {
     Ok(())
 }
 
-/// Sends `v` on whichever of two channels takes it first, trying `x` first.
+/// Sends `v` on whichever of two channels takes it first, trying `x` first
+/// (`select!`: biased, no allocation; the losing send sends nothing).
 fn send_either(x: &Chan<u64>, y: &Chan<u64>, v: u64) -> Result<()> {
-    select(vec![
-        When::new(x.ev_send(v), |()| ()),
-        When::new(y.ev_send(v), |()| ()),
-    ])
+    fuseau_tokio::select! {
+        send(x, v) -> sent => sent,
+        send(y, v) -> sent => sent,
+    }
 }
 
 /// Receives from whichever of two channels has a value first, trying `a`
-/// first.
+/// first (`select!`: biased, no allocation; the losing receive takes
+/// nothing).
 fn recv_either(a: &Chan<u64>, b: &Chan<u64>) -> Result<u64> {
-    select(vec![
-        When::new(a.ev_recv(), |v| v),
-        When::new(b.ev_recv(), |v| v),
-    ])
+    fuseau_tokio::select! {
+        recv(a) -> v => v,
+        recv(b) -> v => v,
+    }
 }
 
 /// The channel chain: `stages` fibers, stage `s` reading from either of its

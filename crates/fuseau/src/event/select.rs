@@ -253,11 +253,13 @@ pub fn select_index(branches: &mut [&mut dyn DynBranch]) -> Result<usize> {
 /// - `ev(event) -> v => expr`: waits for any [`Event`]
 ///   ([`ev_timeout`](crate::ev_timeout), [`ev_future`](crate::ev_future) …).
 ///
-/// `v` (or `r`) is a pattern bound to that operation's [`Result`]: its value,
-/// or its own failure (a closed channel, a timeout), so each branch sees
-/// what went wrong with it. The macro evaluates to the chosen branch's
-/// `expr`; `?`, `return`, `break` and `continue` in it act on the code
-/// around the macro.
+/// `v` (or `r`) is an irrefutable pattern (usually a name, or `_`) bound to
+/// that operation's [`Result`]: its value, or its own failure (a closed
+/// channel, a timeout), so each branch sees what went wrong with it. The
+/// macro evaluates to the chosen branch's `expr`; `?`, `return`, `break` and
+/// `continue` in it act on the code around the macro. Every operation is
+/// evaluated once, in the order written, and every branch (the losers'
+/// values and futures included) is dropped before the winner's `expr` runs.
 ///
 /// **Biased**: the branches are tried in the order written, and the first
 /// that is ready wins. If none is, the fiber waits for all of them; the
@@ -357,9 +359,22 @@ macro_rules! __select_build {
             ::core::result::Result::Ok(won) => (won, ::core::option::Option::None),
             ::core::result::Result::Err(e) => (0usize, ::core::option::Option::Some(e)),
         };
+        // Every branch is dropped here, before any body runs: a losing
+        // operation (a send's value, a future queued for a lock) must not
+        // outlive the select.
         $(
-            if __won == $index {
-                let $v = $branch.take(__error.take());
+            let $branch = {
+                let mut __dropped_here = $branch;
+                if __won == $index {
+                    ::core::option::Option::Some(__dropped_here.take(__error.take()))
+                } else {
+                    ::core::option::Option::None
+                }
+            };
+        )+
+        $(
+            if let ::core::option::Option::Some(__outcome) = $branch {
+                let $v = __outcome;
                 $body
             } else
         )+
