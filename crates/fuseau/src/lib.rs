@@ -91,7 +91,7 @@
 //! # Ok::<(), fuseau::Error>(())
 //! ```
 //!
-//! [`select`] does the same for a set of branches built at run time.
+//! [`select`](crate::select()) does the same for a set of branches built at run time.
 //!
 //! ## Scheduling
 //!

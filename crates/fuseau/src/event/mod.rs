@@ -1,7 +1,7 @@
 //! Events: how a fiber waits for things.
 //!
 //! An [`Event`] is something a fiber can wait for: a channel operation, a
-//! timeout, a future. [`await_event`] waits for one; [`select`] and the
+//! timeout, a future. [`await_event`] waits for one; [`select`](crate::select()) and the
 //! [`select!`](crate::select!) macro wait for the first of several.
 //!
 //! # The wait protocol
@@ -36,7 +36,7 @@ pub use select::{select, When};
 #[doc(hidden)]
 pub use select::{select_index, DynBranch, SelectBranch};
 
-/// Something a fiber can wait for, alone or in a [`select`].
+/// Something a fiber can wait for, alone or in a [`select`](crate::select()).
 ///
 /// The protocol, as in crossbeam's select: [`poll`](Event::poll) tries to
 /// complete the event without waiting; if it cannot, [`wait`](Event::wait)
@@ -93,7 +93,7 @@ impl<E: Event + ?Sized> Event for Box<E> {
 }
 
 /// The events of one wait, as [`wait_on`] drives them: one event, the
-/// branches of [`select`], or those of [`select!`](crate::select!).
+/// branches of [`select`](crate::select()), or those of [`select!`](crate::select!).
 pub(crate) trait Waitable {
     /// What the wait gives back.
     type Output;
@@ -175,11 +175,11 @@ impl<E: Event> Waitable for One<E> {
     }
 }
 
-/// Waits for `event`: [`select`] with one branch, without the boxing.
+/// Waits for `event`: [`select`](crate::select()) with one branch, without the boxing.
 ///
 /// # Cancellation
 ///
-/// A cancellation point, as [`select`]: cancelled before the call or while
+/// A cancellation point, as [`select`](crate::select()): cancelled before the call or while
 /// waiting, it returns the cancellation error, unless the event completed
 /// by claiming the wait first.
 ///

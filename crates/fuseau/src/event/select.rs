@@ -1,4 +1,4 @@
-//! [`select`] over a dynamic set of [`When`] branches, and the machinery of
+//! [`select`](crate::select()) over a dynamic set of [`When`] branches, and the machinery of
 //! the [`select!`](crate::select!) macro (a set known when the code is
 //! written, kept on the fiber's stack: no allocation).
 
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::scheduler::context::with_fiber;
 use crate::task::{Task, Wakeup};
 
-/// A branch of a [`select`]: an event, and what to do with its value.
+/// A branch of a [`select`](crate::select()): an event, and what to do with its value.
 #[must_use = "a branch does nothing until it is passed to select"]
 pub struct When<'a, R> {
     branch: Box<dyn Branch<R> + 'a>,
