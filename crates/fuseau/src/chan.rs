@@ -75,13 +75,11 @@ struct State<T> {
     receivers: VecDeque<Waiter<T>>,
     senders: VecDeque<Waiter<T>>,
     next_waiter: u64,
-    /// Slots of finished events, for the next ones to wait with: a channel
-    /// waited on in a loop allocates its slots once.
-    free_slots: Vec<Slot<T>>,
+    /// The slot of a finished event, for the next one to wait with: a
+    /// channel waited on in a loop allocates its slot once. (One, not a
+    /// list: keeping it must not allocate either.)
+    free_slot: Option<Slot<T>>,
 }
-
-/// How many free slots a channel keeps.
-const FREE_SLOTS: usize = 4;
 
 /// A fiber waiting on the channel. For a receiver, `slot` is where a sender
 /// puts the value; for a sender, it holds the value to take.
@@ -290,7 +288,7 @@ impl<T: 'static> Chan<T> {
                 receivers: VecDeque::new(),
                 senders: VecDeque::new(),
                 next_waiter: 0,
-                free_slots: Vec::new(),
+                free_slot: None,
             })),
         }
     }
@@ -351,19 +349,19 @@ impl<T: 'static> Chan<T> {
         self.state.borrow_mut().try_recv()
     }
 
-    /// A slot for an event to wait with: a free one, or a new one.
+    /// A slot for an event to wait with: the free one, or a new one.
     fn slot(&self) -> Slot<T> {
-        let free = self.state.borrow_mut().free_slots.pop();
+        let free = self.state.borrow_mut().free_slot.take();
         free.unwrap_or_default()
     }
 
     /// Keeps the (empty) slot of a finished event for reuse, if nobody else
-    /// holds it.
+    /// holds it and no slot is kept yet.
     fn recycle(&self, slot: Slot<T>) {
         if Rc::strong_count(&slot) == 1 {
             let mut state = self.state.borrow_mut();
-            if state.free_slots.len() < FREE_SLOTS {
-                state.free_slots.push(slot);
+            if state.free_slot.is_none() {
+                state.free_slot = Some(slot);
             }
         }
     }
