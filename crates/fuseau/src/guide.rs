@@ -35,6 +35,7 @@
 //! | [`Fiber::join`](crate::Fiber::join) | the joined fiber runs on (if it is a child, it is cancelled with the caller) |
 //! | [`RemoteFiber::join`](crate::RemoteFiber::join) (in a fiber) | the remote fiber runs on |
 //! | [`select`](crate::select()), [`await_event`](crate::await_event) | every registration is undone; losing events take no effect |
+//! | [`select!`](crate::select!) | as `select`; the first branch runs with the error |
 //! | [`Chan::send`](crate::Chan::send) | the value is dropped, unsent |
 //! | [`Chan::recv`](crate::Chan::recv) | nothing is taken |
 //! | `fuseau_tokio::await_future` | the future is dropped |
@@ -51,7 +52,9 @@
 //!
 //! - Let it propagate: `?` is almost always right.
 //! - Run something at the moment of cancellation:
-//!   [`with_cancel_callback`](crate::with_cancel_callback).
+//!   [`with_cancel_callback`](crate::with_cancel_callback). The callback
+//!   runs on the canceller's stack once the whole subtree is marked, and
+//!   cannot wait: its suspension points fail at once.
 //! - Bound a wait without cancelling the fiber: [`select`](crate::select())
 //!   with [`ev_timeout`](crate::ev_timeout).
 //! - Stop a child without failing yourself: cancel it through its handle; a

@@ -161,8 +161,10 @@ mod loom_tests;
 mod pool;
 mod remote;
 pub mod time;
-// L4: running a scheduler on a plain thread.
+// L4: running a scheduler on a plain thread; tests that use every layer.
 mod block_on;
+#[cfg(test)]
+mod wakeup_tests;
 
 pub use block_on::{block_on, block_on_with};
 pub use cancel::{with_cancel_callback, CancelHandle};

@@ -18,8 +18,6 @@
 
 pub(crate) mod context;
 mod teardown;
-#[cfg(test)]
-mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

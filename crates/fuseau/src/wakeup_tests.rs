@@ -9,10 +9,10 @@ use std::sync::{mpsc, Arc};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::context::with_current;
-use super::{Config, Iteration, Scheduler};
 use crate::event_loop::{EventLoop, Unpark};
 use crate::fiber::Builder;
+use crate::scheduler::context::with_current;
+use crate::scheduler::{Config, Iteration, Scheduler};
 use crate::task::Wakeup;
 
 /// Starts a new wait of the running fiber, hands its `Wakeup` to
