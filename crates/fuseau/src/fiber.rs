@@ -101,22 +101,14 @@ impl Builder {
     /// then would abort the process, so this returns a fiber that already
     /// failed with the error instead (its body never runs).
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> Result<T> + 'static) -> Fiber<T> {
-        let Builder {
-            name,
-            propagate,
-            stack_size,
-        } = self.clone();
         match self.try_spawn_inner(f) {
             Ok(fiber) => fiber,
-            Err((e, f)) if std::thread::panicking() => {
-                let builder = Builder {
-                    name,
-                    propagate,
-                    stack_size,
-                };
-                Fiber::failed(builder.options(0), f, e)
-            }
-            Err((e, _)) => panic!("fuseau::spawn: {e}"),
+            Err(Refused {
+                error,
+                body,
+                builder,
+            }) if std::thread::panicking() => Fiber::failed(builder.options(0), body, error),
+            Err(Refused { error, .. }) => panic!("fuseau::spawn: {error}"),
         }
     }
 
@@ -132,16 +124,20 @@ impl Builder {
         self,
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Result<Fiber<T>> {
-        self.try_spawn_inner(f).map_err(|(e, _)| e)
+        self.try_spawn_inner(f).map_err(|r| r.error)
     }
 
     /// `try_spawn`, giving the body back on failure.
     fn try_spawn_inner<T: 'static, F: FnOnce() -> Result<T> + 'static>(
         self,
         f: F,
-    ) -> std::result::Result<Fiber<T>, (Error, F)> {
+    ) -> std::result::Result<Fiber<T>, Refused<F>> {
         let Some(sched) = with_sched(Rc::clone) else {
-            return Err((not_in_fiber("fuseau::spawn"), f));
+            return Err(Refused {
+                error: not_in_fiber("fuseau::spawn"),
+                body: f,
+                builder: self,
+            });
         };
         let parent = current_task();
         self.spawn_inner(&sched, parent.as_deref(), f)
@@ -190,7 +186,7 @@ impl Builder {
             .and_then(|s| s.into_any().downcast::<SchedInner>().ok())
             .ok_or_else(inactive)?;
         self.spawn_inner(&sched, Some(&parent), f)
-            .map_err(|(e, _)| e)
+            .map_err(|r| r.error)
     }
 
     /// Spawns a fiber with no parent on `sched`; callable outside any fiber
@@ -204,7 +200,7 @@ impl Builder {
         sched: &Scheduler,
         f: impl FnOnce() -> Result<T> + 'static,
     ) -> Result<Fiber<T>> {
-        self.spawn_inner(&sched.inner, None, f).map_err(|(e, _)| e)
+        self.spawn_inner(&sched.inner, None, f).map_err(|r| r.error)
     }
 
     fn options(self, default_stack_size: usize) -> Options {
@@ -220,9 +216,13 @@ impl Builder {
         sched: &Rc<SchedInner>,
         parent: Option<&Task>,
         f: F,
-    ) -> std::result::Result<Fiber<T>, (Error, F)> {
+    ) -> std::result::Result<Fiber<T>, Refused<F>> {
         if !sched.is_active() {
-            return Err((inactive(), f));
+            return Err(Refused {
+                error: inactive(),
+                body: f,
+                builder: self,
+            });
         }
         let options = self.options(sched.config().get_stack_size());
         let weak: Weak<dyn Schedule> = Rc::downgrade(sched) as Weak<SchedInner>;
@@ -235,6 +235,13 @@ impl Builder {
         task.make_ready();
         Ok(Fiber { task: typed })
     }
+}
+
+/// A spawn that was refused: why, and what it was given back.
+struct Refused<F> {
+    error: Error,
+    body: F,
+    builder: Builder,
 }
 
 /// Spawns a fiber running `f`, as a child of the running fiber; shorthand

@@ -73,14 +73,15 @@ pub fn now() -> Instant {
 /// ```
 pub fn sleep(duration: Duration) -> Result<()> {
     with_fiber("sleep", |me| {
-        let sched = sched_of(me);
+        let sched = entered_sched();
         let deadline = sched.now().checked_add(duration);
         sleep_inner(me, &sched, deadline)
     })
 }
 
-/// The scheduler of the running fiber `me` (entered, while it runs).
-fn sched_of(_me: &Task) -> Rc<SchedInner> {
+/// The scheduler of the running fiber (entered while any of its fibers
+/// runs).
+fn entered_sched() -> Rc<SchedInner> {
     current_sched().expect("a running fiber's scheduler is entered")
 }
 
@@ -96,7 +97,7 @@ fn sched_of(_me: &Task) -> Rc<SchedInner> {
 /// As [`sleep`].
 pub fn sleep_until(deadline: Instant) -> Result<()> {
     with_fiber("sleep_until", |me| {
-        let sched = sched_of(me);
+        let sched = entered_sched();
         sleep_inner(me, &sched, Some(deadline))
     })
 }
@@ -148,7 +149,7 @@ fn sleep_inner(me: &Task, sched: &SchedInner, deadline: Option<Instant>) -> Resu
 /// ```
 pub fn cancel_after(duration: Duration) -> Result<()> {
     with_fiber("cancel_after", |me| {
-        let sched = sched_of(me);
+        let sched = entered_sched();
         let now = sched.now();
         let Some(deadline) = now.checked_add(duration) else {
             return Ok(()); // Too far to represent: never.
