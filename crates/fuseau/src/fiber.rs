@@ -315,11 +315,7 @@ impl<T: 'static> Fiber<T> {
         error: Error,
     ) -> Fiber<T> {
         let typed = Task::new(Weak::<SchedInner>::new(), options, f);
-        let task: &Task = &*typed;
-        let dropped =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.discard_body()));
-        let error = dropped.map_or_else(Error::from_panic, |()| error);
-        task::body_finished(task, Err(error));
+        task::never_run(&*typed, error);
         Fiber { task: typed }
     }
 

@@ -26,7 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{wait_for, Event};
 use crate::fiber::Builder;
 use crate::inbox::{Inbox, Message};
-use crate::scheduler::context::{current_sched, in_fiber};
+use crate::scheduler::context::{current_sched, with_current};
 use crate::scheduler::{inactive, Scheduler, SchedulerHandle};
 use crate::sync::{lock, Condvar, Mutex};
 use crate::task::{Origin, Wakeup};
@@ -281,10 +281,7 @@ impl<T: Send + 'static> RemoteFiber<T> {
     /// [`poll_join`](RemoteFiber::poll_join) took the result.
     pub fn join(self) -> Result<T> {
         self.shared.check_taken("RemoteFiber::join")?;
-        if in_fiber() {
-            let cancelled_before =
-                crate::scheduler::context::with_current(|me| me.header().is_cancelled())
-                    .unwrap_or(false);
+        if let Some(cancelled_before) = with_current(|me| me.header().is_cancelled()) {
             let joined = wait_for(
                 JoinEvent {
                     shared: &self.shared,

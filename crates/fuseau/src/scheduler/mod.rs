@@ -188,7 +188,7 @@ impl Schedule for SchedInner {
     }
 
     fn now(&self) -> Instant {
-        self.event_loop.now()
+        SchedInner::now(self)
     }
 
     fn inbox(&self) -> &Arc<Inbox> {
@@ -196,17 +196,10 @@ impl Schedule for SchedInner {
     }
 
     fn wake_fiber(&self, key: usize, id: FiberId, epoch: u64) -> bool {
-        if !self.is_active() {
+        if !self.is_active() || self.fibers.try_borrow().is_err() {
             return false;
         }
-        let Ok(fibers) = self.fibers.try_borrow() else {
-            return false;
-        };
-        let task = fibers.get(key).filter(|t| t.header().id == id).cloned();
-        drop(fibers);
-        if let Some(task) = task {
-            task.wake(epoch);
-        }
+        self.wake_at(key, id, epoch);
         true
     }
 
@@ -275,11 +268,7 @@ impl SchedInner {
     fn drain_inbox(&self) {
         while let Some(message) = self.inbox.pop() {
             match message {
-                Message::Wake { key, id, epoch } => {
-                    if let Some(task) = self.fiber(key, id) {
-                        task.wake(epoch);
-                    }
-                }
+                Message::Wake { key, id, epoch } => self.wake_at(key, id, epoch),
                 Message::Cancel { key, id } => {
                     if let Some(task) = self.fiber(key, id) {
                         task::cancel(&task, Error::cancelled(), Origin::Handle);
@@ -291,6 +280,14 @@ impl SchedInner {
                     let _ = catch_unwind(AssertUnwindSafe(run));
                 }
             }
+        }
+    }
+
+    /// Wakes wait `epoch` of the fiber at slab key `key`, if it is still
+    /// fiber `id`: for the inbox's `Wake` message and the same-thread waker.
+    fn wake_at(&self, key: usize, id: FiberId, epoch: u64) {
+        if let Some(task) = self.fiber(key, id) {
+            task.wake(epoch);
         }
     }
 
@@ -315,15 +312,6 @@ impl SchedInner {
                 }
             }
         }
-    }
-
-    /// Finishes a fiber whose body will never run, with `error`. Dropping
-    /// the body runs user code: a panic there becomes the fiber's error
-    /// instead of unwinding through the scheduler.
-    fn never_run(&self, task: &Task, error: Error) {
-        let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
-        let error = dropped.map_or_else(Error::from_panic, |()| error);
-        task::body_finished(task, Err(error));
     }
 
     /// Runs `task` (just popped from the run queue) until it suspends or its
@@ -383,7 +371,7 @@ impl SchedInner {
         h.state().dequeue();
         if let Some(e) = h.cancel_error() {
             // Cancelled before it ever ran: the body never runs.
-            self.never_run(task, e);
+            task::never_run(task, e);
             return false;
         }
         let stack = self.stacks.borrow_mut().take(h.stack_size);
@@ -398,7 +386,7 @@ impl SchedInner {
                 true
             }
             Err(e) => {
-                self.never_run(task, e);
+                task::never_run(task, e);
                 false
             }
         }

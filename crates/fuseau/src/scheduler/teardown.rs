@@ -124,7 +124,7 @@ impl SchedInner {
         match h.stage() {
             Stage::NotStarted => {
                 h.state().dequeue();
-                self.never_run(task, error);
+                task::never_run(task, error);
             }
             Stage::Suspended => {
                 h.state().unwind();

@@ -78,7 +78,7 @@ use crate::switch::{FiberCoroutine, YielderSlot};
 use crate::timer::TimerKey;
 
 pub(crate) use state::Stage;
-pub(crate) use tree::{body_finished, cancel, fail, link, try_complete};
+pub(crate) use tree::{body_finished, cancel, fail, link, never_run, try_complete};
 pub(crate) use wait::forbid_waits;
 pub use wait::Wakeup;
 pub(crate) use waker::{register_local, unregister_local, RemoteWakeup};

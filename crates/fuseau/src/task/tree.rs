@@ -116,6 +116,15 @@ pub(crate) fn body_finished(task: &Task, result: Result<()>) {
     try_complete(task);
 }
 
+/// Finishes a fiber whose body will never run, with `error`. Dropping the
+/// body runs user code: a panic there becomes the fiber's error instead of
+/// unwinding into the caller (the scheduler, or a refused spawn).
+pub(crate) fn never_run(task: &Task, error: Error) {
+    let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
+    let error = dropped.map_or_else(Error::from_panic, |()| error);
+    body_finished(task, Err(error));
+}
+
 /// Completes `task` if its body has returned, its children are done and its
 /// micro-tasks have run; then its parent if that was its last child, and so
 /// on up.
