@@ -111,3 +111,99 @@ async fn many_yielding_fibers_with_any_budget_do_not_starve_tokio() {
             .unwrap();
     }
 }
+
+/// Passes suspension points that never wait (a ready future, then a send
+/// and a receive on a channel with room) until `done` is set; fails after
+/// far more than any machine needs, instead of hanging.
+fn busy_until(done: &Cell<bool>) -> fuseau_tokio::Result<u64> {
+    let chan = fuseau_tokio::Chan::bounded(1);
+    let mut rounds = 0;
+    while !done.get() {
+        assert!(
+            rounds < MAX_YIELDS,
+            "starved: the flag was not set after {MAX_YIELDS} busy rounds"
+        );
+        fuseau_tokio::await_future(std::future::ready(()))?;
+        chan.send(rounds)?;
+        chan.recv()?;
+        rounds += 1;
+    }
+    Ok(rounds)
+}
+
+/// A fiber that never has to wait (ready futures, an always-ready channel)
+/// does not starve a sleeping fiber, Tokio's timers, sockets, or another
+/// thread's spawn.
+#[tokio::test]
+#[cfg_attr(miri, ignore)]
+async fn busy_fiber_does_not_starve_sleepers_timers_sockets_or_other_threads() {
+    let local = LocalSet::new();
+    local
+        .run_until(fuseau_tokio::run(|| {
+            // A fiber sleeping 20 ms.
+            let slept = Rc::new(Cell::new(false));
+            let s = slept.clone();
+            fuseau_tokio::spawn(move || {
+                fuseau_tokio::sleep(ms(20))?;
+                s.set(true);
+                Ok(())
+            });
+            busy_until(&slept)?;
+
+            // A Tokio timer.
+            let fired = Rc::new(Cell::new(false));
+            let f = fired.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(ms(1)).await;
+                f.set(true);
+            });
+            busy_until(&fired)?;
+
+            // A socket that another thread writes to.
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            ours.set_nonblocking(true)?;
+            let mut ours = tokio::net::UnixStream::from_std(ours)?;
+            let read = Rc::new(Cell::new(false));
+            let r = read.clone();
+            tokio::task::spawn_local(async move {
+                let mut buf = [0; 2];
+                ours.read_exact(&mut buf).await.unwrap();
+                assert_eq!(&buf, b"hi");
+                r.set(true);
+            });
+            let writer = std::thread::spawn(move || {
+                use std::io::Write;
+                (&theirs).write_all(b"hi").unwrap();
+                theirs
+            });
+            busy_until(&read)?;
+            drop(writer.join().unwrap());
+
+            // A fiber spawned from another thread.
+            let handle = fuseau_tokio::Scheduler::current().handle();
+            let arrived = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let a = arrived.clone();
+            let remote = std::thread::spawn(move || {
+                fuseau_tokio::spawn_from_anywhere(&handle, move || {
+                    a.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                })
+            })
+            .join()
+            .unwrap();
+            let landed = Rc::new(Cell::new(false));
+            let l = landed.clone();
+            fuseau_tokio::spawn(move || {
+                while !arrived.load(std::sync::atomic::Ordering::SeqCst) {
+                    fuseau_tokio::yield_now()?;
+                }
+                l.set(true);
+                Ok(())
+            });
+            busy_until(&landed)?;
+            remote.join()?;
+            Ok(())
+        }))
+        .await
+        .unwrap();
+}

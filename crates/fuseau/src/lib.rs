@@ -114,8 +114,10 @@
 //!
 //! Each fiber gets a stack from a per-scheduler pool when it first runs
 //! ([`Config::stack_size`], [`Builder::stack_size`]); a guard page below each
-//! stack turns an overflow into a fault instead of memory corruption.
-//! Deep recursion needs a bigger stack.
+//! stack turns an overflow into a fault instead of memory corruption. An
+//! overflow aborts the process with a message naming the fiber, its id and
+//! its stack size, and how to choose a bigger stack (as Rust does for a
+//! thread's stack). Deep recursion needs a bigger stack.
 //!
 //! ## Inside
 //!
@@ -139,6 +141,7 @@
 mod error;
 mod event_loop;
 mod id;
+mod overflow;
 mod stack;
 mod switch;
 mod sync;
@@ -185,8 +188,15 @@ pub use scheduler::{
 pub use task::Wakeup;
 pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};
 
-/// What the [`select!`] macro expands to; not part of the API.
+/// What the [`select!`] macro expands to, and hooks for fuseau's own
+/// tests; not part of the API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::event::{select_index, DynBranch, SelectBranch};
+
+    /// How this process makes stack guard pages: `"MADV_GUARD_INSTALL"` or
+    /// `"mprotect"`.
+    pub fn stack_guard_kind() -> &'static str {
+        crate::stack::guard_kind()
+    }
 }

@@ -29,14 +29,15 @@
 use std::cell::Cell;
 use std::ptr;
 
-use corosensei::stack::{DefaultStack, Stack};
+use corosensei::stack::Stack;
 use corosensei::{Coroutine, Yielder};
 
 use crate::error::Result;
+use crate::stack::FiberStack;
 
 /// The coroutine type of every fiber: resumed with `()`, suspends with `()`,
 /// returns the outcome of the fiber's body.
-pub(crate) type FiberCoroutine = Coroutine<(), (), Result<()>, DefaultStack>;
+pub(crate) type FiberCoroutine = Coroutine<(), (), Result<()>, FiberStack>;
 
 /// The address range of a fiber's stack: `[limit, base)` (stacks grow down).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,11 +47,22 @@ pub(crate) struct StackBounds {
 }
 
 impl StackBounds {
-    pub(crate) fn of(stack: &DefaultStack) -> StackBounds {
+    pub(crate) fn of(stack: &FiberStack) -> StackBounds {
         StackBounds {
             limit: stack.limit().get(),
             base: stack.base().get(),
         }
+    }
+
+    /// The lowest address, guard page included (corosensei's
+    /// `Stack::limit`); 0 before the fiber has a stack.
+    pub(crate) fn limit(self) -> usize {
+        self.limit
+    }
+
+    /// One past the highest address; 0 before the fiber has a stack.
+    pub(crate) fn base(self) -> usize {
+        self.base
     }
 
     /// `true` if the calling code runs on this stack.
@@ -93,6 +105,12 @@ impl YielderSlot {
         self.bounds.set(bounds);
     }
 
+    /// The stack recorded by [`set_bounds`](YielderSlot::set_bounds)
+    /// (all zero before).
+    pub(crate) fn bounds(&self) -> StackBounds {
+        self.bounds.get()
+    }
+
     /// Records the yielder of the fiber that owns this slot. Must be called
     /// at the top of the fiber's entry function, on its own stack; the
     /// returned guard must live until that function ends.
@@ -131,10 +149,12 @@ impl YielderSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::StackPool;
 
     #[test]
     fn bounds_contain_only_their_own_stack() {
-        let stack = DefaultStack::new(64 * 1024).unwrap();
+        let mut pool = StackPool::new(1);
+        let stack = pool.take(64 * 1024).unwrap();
         let bounds = StackBounds::of(&stack);
         assert!(
             !bounds.contains_caller(),
@@ -145,12 +165,14 @@ mod tests {
             Ok(())
         });
         assert!(coroutine.resume(()).as_return().is_some());
+        pool.give_back(64 * 1024, coroutine.into_stack());
     }
 
     #[test]
     #[should_panic(expected = "outside its own stack")]
     fn suspending_from_another_stack_panics() {
-        let stack = DefaultStack::new(64 * 1024).unwrap();
+        let mut pool = StackPool::new(1);
+        let stack = pool.take(64 * 1024).unwrap();
         let slot = YielderSlot::new();
         slot.set_bounds(StackBounds::of(&stack));
         // A slot whose yielder is set but whose stack is not the caller's.

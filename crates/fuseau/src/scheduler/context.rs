@@ -31,6 +31,7 @@ use std::rc::Rc;
 
 use super::SchedInner;
 use crate::error::{Error, ErrorKind, Result};
+use crate::overflow::RunningStack;
 use crate::task::Task;
 
 thread_local! {
@@ -86,6 +87,31 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
     // that called us, which by invariant 4 cannot outlive the record.
     let task = unsafe { ptr.as_ref() };
     Some(f(task))
+}
+
+/// The running fiber's stack, for the stack-overflow handler; `None` outside
+/// a fiber (or for one without a stack yet).
+///
+/// Async-signal-safe, as the handler requires (`overflow` module docs): it
+/// reads the `FIBER` cell and plain fields of the record, and allocates and
+/// borrows nothing.
+pub(crate) fn running_stack() -> Option<RunningStack> {
+    with_current(|task| {
+        let h = task.header();
+        let bounds = h.yielder.bounds();
+        if bounds.base() == 0 {
+            return None;
+        }
+        Some(RunningStack {
+            // corosensei's limit includes the guard page (one page, at the
+            // bottom); the usable stack starts above it.
+            limit: bounds.limit() + crate::overflow::page_size(),
+            base: bounds.base(),
+            id: h.id.as_u64(),
+            name: h.name.as_deref().map(|n| (n.as_ptr(), n.len())),
+        })
+    })
+    .flatten()
 }
 
 /// Runs `f` with the running fiber; `Err(NotInFiber)` naming `call` outside

@@ -160,6 +160,10 @@ pub(crate) struct SchedInner {
     in_iteration: Cell<bool>,
     /// One of this scheduler's fibers is running (its stack is executing).
     running: Cell<bool>,
+    /// The fiber that ran last yielded because it used up its budget of
+    /// suspension points that did not wait (`Schedule::budget_spent`): the
+    /// iteration ends after it.
+    budget_spent: Cell<bool>,
     /// How many owning `Scheduler` handles exist (see `Scheduler::owner`).
     owners: Cell<usize>,
     /// Stacks leaked at disposal (see `teardown.rs`, `panic = "abort"`).
@@ -201,6 +205,10 @@ impl Schedule for SchedInner {
         }
         self.wake_at(key, id, epoch);
         true
+    }
+
+    fn budget_spent(&self) {
+        self.budget_spent.set(true);
     }
 
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
@@ -311,6 +319,32 @@ impl SchedInner {
                     task::cancel(&task, Error::timeout(), Origin::Own);
                 }
             }
+        }
+    }
+
+    /// The fiber `ran` just yielded because it used up its budget of
+    /// suspension points that did not wait: what other threads sent and the
+    /// timers that are due go ahead of it in the run queue, and the
+    /// iteration ends (the caller's part), so that the event loop polls
+    /// I/O before it runs again.
+    #[cold]
+    fn after_budget_spent(&self, ran: *const Task) {
+        // `resume` queued it last, if it did yield.
+        let busy = {
+            let mut queue = self.run_queue.borrow_mut();
+            let last = queue
+                .back()
+                .is_some_and(|t| std::ptr::addr_eq(Rc::as_ptr(t), ran));
+            if last {
+                queue.pop_back()
+            } else {
+                None
+            }
+        };
+        self.drain_inbox();
+        self.fire_timers();
+        if let Some(task) = busy {
+            self.run_queue.borrow_mut().push_back(task);
         }
     }
 
@@ -490,6 +524,7 @@ impl Scheduler {
     /// A new scheduler on this thread, driven by `event_loop`.
     pub fn new(event_loop: impl EventLoop + 'static, config: Config) -> Scheduler {
         install_panic_hook(context::in_fiber);
+        crate::overflow::install(context::running_stack);
         let unpark = event_loop.unparker();
         let inner = Rc::new(SchedInner {
             event_loop: Box::new(event_loop),
@@ -504,6 +539,7 @@ impl Scheduler {
             phase: Cell::new(Phase::Active),
             in_iteration: Cell::new(false),
             running: Cell::new(false),
+            budget_spent: Cell::new(false),
             owners: Cell::new(1),
             leaked_stacks: Cell::new(0),
         });
@@ -624,8 +660,13 @@ impl Scheduler {
             }
             let next = inner.run_queue.borrow_mut().pop_front();
             let Some(task) = next else { break };
+            let ran = Rc::as_ptr(&task);
             inner.resume(task);
             budget -= 1;
+            if inner.budget_spent.replace(false) {
+                inner.after_budget_spent(ran);
+                budget = 0;
+            }
         }
         inner.drain_inbox();
         inner.in_iteration.set(was_in_iteration);
@@ -638,11 +679,10 @@ impl Scheduler {
         if !inner.run_queue.borrow().is_empty() || !inner.micro_tasks.borrow().is_empty() {
             return Iteration::Busy;
         }
-        // Idle: the time to unmap surplus stacks, a batch per iteration so
+        // Idle: the time to retire surplus stacks, a batch per iteration so
         // that the event loop gets its turns in between.
         if inner.stacks.borrow().over_capacity() {
-            let unmapped = inner.stacks.borrow_mut().trim();
-            drop(unmapped);
+            inner.stacks.borrow_mut().trim();
             if inner.stacks.borrow().over_capacity() {
                 return Iteration::Busy;
             }

@@ -101,11 +101,8 @@ impl SchedInner {
             }
         }
         self.run_micro_tasks();
-        // No fiber is left to delay: unmap the whole surplus now.
-        while self.stacks.borrow().over_capacity() {
-            let unmapped = self.stacks.borrow_mut().trim();
-            drop(unmapped);
-        }
+        // No fiber will run again: unmap every stack not in use.
+        self.stacks.borrow_mut().release();
         self.phase.set(Phase::Disposed);
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);

@@ -104,6 +104,10 @@ pub(crate) trait Schedule {
     /// disposed of, or its registry is borrowed): the caller then goes
     /// through the inbox.
     fn wake_fiber(&self, key: usize, id: FiberId, epoch: u64) -> bool;
+    /// The running fiber used up its budget of suspension points that did
+    /// not wait, and yields: end the scheduler's iteration after it, so the
+    /// event loop, timers and the inbox get their turn (`wait.rs`).
+    fn budget_spent(&self);
     /// The scheduler as `Any`, for the layers above that know its type.
     fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
 }
@@ -143,6 +147,9 @@ pub(crate) struct Header {
     /// that suspended (a future polled by a `select` branch, say) sees it
     /// changed and starts over (`event::select`).
     switches: Cell<u32>,
+    /// Suspension points passed since the fiber last suspended: at
+    /// [`COOP_BUDGET`](wait::COOP_BUDGET) the next one yields (`wait.rs`).
+    coop: Cell<u8>,
     /// Micro-tasks the fiber scheduled that have not run yet: the fiber is
     /// not done before they have (a panicking one fails it).
     micro_tasks: Cell<u32>,
@@ -236,6 +243,7 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task<Closure<T, F>> {
                 epoch: Cell::new(0),
                 claimed: Cell::new(None),
                 switches: Cell::new(0),
+                coop: Cell::new(0),
                 micro_tasks: Cell::new(0),
                 yielder: YielderSlot::new(),
                 coroutine: RefCell::new(None),
@@ -506,6 +514,7 @@ pub(crate) mod tests {
         fn wake_fiber(&self, _: usize, _: FiberId, _: u64) -> bool {
             false
         }
+        fn budget_spent(&self) {}
         fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
             self
         }

@@ -17,6 +17,10 @@ use super::{tree, Origin, Task};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::FiberId;
 
+/// How many suspension points in a row a fiber may pass without waiting
+/// before one of them yields anyway (Tokio's coop budget is 128 too).
+pub(crate) const COOP_BUDGET: u8 = 128;
+
 thread_local! {
     /// How many cancel callbacks are running on this thread (`forbid_waits`).
     static NO_WAIT: Cell<u32> = const { Cell::new(0) };
@@ -198,6 +202,7 @@ impl Task {
     fn switch_out(&self) {
         let h = self.header();
         h.switches.set(h.switches.get().wrapping_add(1));
+        h.coop.set(0);
         h.yielder.suspend();
     }
 
@@ -206,15 +211,24 @@ impl Task {
     /// error cannot starve the scheduler or stall its teardown), if a
     /// deadline of its own is due (it is cancelled then), if it is unwinding
     /// a panic, or inside a cancel callback.
+    ///
+    /// It also keeps a busy fiber from starving the others: the
+    /// [`COOP_BUDGET`]th suspension point in a row that did not have to
+    /// wait (an always-ready channel, a ready future) yields first, and
+    /// ends the scheduler's iteration, so that the event loop, timers and
+    /// messages from other threads are served.
     #[inline]
     pub(crate) fn checkpoint(&self) -> Result<()> {
         let h = self.header();
-        if h.state.has(CHECKPOINT_SLOW)
+        let passed = h.coop.get();
+        if passed >= COOP_BUDGET
+            || h.state.has(CHECKPOINT_SLOW)
             || NO_WAIT.with(|n| n.get()) != 0
             || std::thread::panicking()
         {
             return self.checkpoint_slow();
         }
+        h.coop.set(passed + 1);
         Ok(())
     }
 
@@ -258,7 +272,17 @@ impl Task {
                 ErrorKind::Other,
                 "a fiber cannot wait while it unwinds a panic",
             )),
-            None => Ok(()),
+            None if h.coop.get() >= COOP_BUDGET => {
+                if let Some(sched) = h.sched().filter(|_| !h.state.has(UNWINDING)) {
+                    sched.budget_spent();
+                }
+                self.yield_now();
+                self.cancelled()
+            }
+            None => {
+                h.coop.set(h.coop.get() + 1);
+                Ok(())
+            }
         }
     }
 

@@ -1,0 +1,235 @@
+//! The operating system's side of fiber stacks: the mappings stacks are
+//! carved from, their guard pages, and the [`FiberStack`] corosensei runs
+//! on. The only `unsafe` of the stack layer.
+//!
+//! # Invariants
+//!
+//! 1. A [`Mapping`] owns `[start, start + len)`, mapped readable and
+//!    writable (`MAP_NORESERVE`, no huge pages), until [`Mapping::unmap`].
+//!    Its owner (the pool, `mod.rs`) unmaps it only when no [`FiberStack`]
+//!    carved from it exists outside the pool, and leaks it otherwise.
+//! 2. A [`FiberStack`] is made only by [`Mapping::stack`], for a slot whose
+//!    guard page was installed: the page at `limit` faults on any access
+//!    (a guard marker, or `PROT_NONE`), and `[limit + page, base)` is
+//!    readable and writable memory of at least `MIN_STACK_SIZE` bytes, with
+//!    `base` and `limit` page-aligned. That is what corosensei's `Stack`
+//!    trait requires.
+//! 3. Nothing here is called from a signal handler; the fault handler
+//!    (`overflow.rs`) only reads bounds recorded elsewhere.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr;
+use std::sync::OnceLock;
+
+use corosensei::stack::valgrind::ValgrindStackRegistration;
+use corosensei::stack::{Stack, StackPointer};
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13): lightweight guard regions. Not in
+/// every libc crate release yet; the value is part of the kernel's ABI.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// How guard pages are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GuardKind {
+    /// `madvise(MADV_GUARD_INSTALL)`: a marker in the page tables, no
+    /// mapping of its own, so a mapping holds any number of stacks.
+    Marker,
+    /// `mprotect(PROT_NONE)`: splits the mapping, so each stack costs two
+    /// mappings (the fallback for kernels older than 6.13).
+    Protect,
+}
+
+impl GuardKind {
+    /// The kind this process uses, decided once: `Protect` if the
+    /// environment variable `FUSEAU_STACK_GUARD` is `mprotect` (to test the
+    /// fallback), else `Marker` if the kernel supports it.
+    pub(crate) fn get() -> GuardKind {
+        static KIND: OnceLock<GuardKind> = OnceLock::new();
+        *KIND.get_or_init(|| {
+            let forced = std::env::var_os("FUSEAU_STACK_GUARD");
+            if forced.as_deref() == Some("mprotect".as_ref()) {
+                return GuardKind::Protect;
+            }
+            if markers_work() {
+                GuardKind::Marker
+            } else {
+                GuardKind::Protect
+            }
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            GuardKind::Marker => "MADV_GUARD_INSTALL",
+            GuardKind::Protect => "mprotect",
+        }
+    }
+}
+
+/// The page size, read once.
+pub(crate) fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
+
+/// Probes for guard markers on a scratch mapping of one page.
+fn markers_work() -> bool {
+    let Ok(scratch) = Mapping::new(page_size()) else {
+        return false;
+    };
+    // SAFETY: the page is ours (invariant 1) and nothing uses it.
+    let ok = unsafe {
+        libc::madvise(
+            scratch.start as *mut libc::c_void,
+            page_size(),
+            MADV_GUARD_INSTALL,
+        )
+    } == 0;
+    scratch.unmap();
+    ok
+}
+
+/// One anonymous mapping that stacks are carved from. Dropping it without
+/// [`unmap`](Mapping::unmap) leaks it.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    start: usize,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `len` bytes (a multiple of the page size), readable and
+    /// writable, with no swap reserved and no transparent huge pages (a huge
+    /// page would make every stack that touches it resident in full).
+    pub(crate) fn new(len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's
+        // choosing; no existing memory is affected.
+        let start = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the range was just mapped by us. Failure only means huge
+        // pages stay as the system configured them.
+        unsafe { libc::madvise(start, len, libc::MADV_NOHUGEPAGE) };
+        Ok(Mapping {
+            start: start as usize,
+            len,
+        })
+    }
+
+    /// Installs the guard page at `offset` (page-aligned, inside the
+    /// mapping).
+    pub(crate) fn guard(&self, offset: usize, kind: GuardKind) -> io::Result<()> {
+        debug_assert!(offset + page_size() <= self.len && offset % page_size() == 0);
+        let page = (self.start + offset) as *mut libc::c_void;
+        // SAFETY: the page lies inside our mapping (invariant 1) and is not
+        // part of any stack handed out: the pool guards a slot before it
+        // carves it.
+        let rc = unsafe {
+            match kind {
+                GuardKind::Marker => libc::madvise(page, page_size(), MADV_GUARD_INSTALL),
+                GuardKind::Protect => libc::mprotect(page, page_size(), libc::PROT_NONE),
+            }
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// A stack for the slot `[offset, offset + stride)`, whose first page
+    /// is its guard, installed by [`guard`](Mapping::guard).
+    pub(crate) fn stack(&self, offset: usize, stride: usize, slab: u32, slot: u32) -> FiberStack {
+        debug_assert!(offset + stride <= self.len && stride >= page_size() + 4096);
+        let limit = self.start + offset;
+        FiberStack {
+            base: NonZeroUsize::new(limit + stride).expect("a mapping is never at address 0"),
+            limit: NonZeroUsize::new(limit).expect("a mapping is never at address 0"),
+            slab,
+            slot,
+            _valgrind: ValgrindStackRegistration::new(limit as *mut u8, stride),
+        }
+    }
+
+    /// Returns the memory of `[offset, offset + len)` to the system (it
+    /// reads as zeros when touched again); guard markers stay.
+    pub(crate) fn forget(&self, offset: usize, len: usize) {
+        debug_assert!(offset + len <= self.len);
+        // SAFETY: the range is inside our mapping and belongs to no stack
+        // in use (the pool only forgets free slots). Failure leaves the
+        // memory resident, which is harmless.
+        unsafe {
+            libc::madvise(
+                (self.start + offset) as *mut libc::c_void,
+                len,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+
+    /// Unmaps the whole mapping. The caller guarantees that no stack carved
+    /// from it is in use (invariant 1).
+    pub(crate) fn unmap(self) {
+        // SAFETY: the mapping is ours, and by the caller's guarantee nothing
+        // points into it any more.
+        let rc = unsafe { libc::munmap(self.start as *mut libc::c_void, self.len) };
+        debug_assert_eq!(rc, 0, "munmap of a fiber stack mapping");
+    }
+
+    /// `true` if `addr` lies inside the mapping.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, addr: usize) -> bool {
+        self.start <= addr && addr < self.start + self.len
+    }
+}
+
+/// A fiber's stack: one slot of a [`Mapping`], guard page included.
+///
+/// Dropping one outside the pool leaks its slot (and so its mapping, which
+/// is then never unmapped): memory is never freed under a stack.
+#[derive(Debug)]
+pub(crate) struct FiberStack {
+    base: StackPointer,
+    /// The guard page's address (corosensei's limit includes the guard).
+    limit: StackPointer,
+    /// The pool's key of the mapping, and the slot's index in it.
+    pub(crate) slab: u32,
+    pub(crate) slot: u32,
+    /// Lets valgrind tell stack switches from wild stack-pointer moves.
+    _valgrind: ValgrindStackRegistration,
+}
+
+// SAFETY: by invariant 2, the page at `limit` is a guard page that faults on
+// access, `[limit + page, base)` is at least `MIN_STACK_SIZE` bytes of
+// writable memory, both addresses are page-aligned (so aligned to
+// `STACK_ALIGNMENT`), and the memory stays mapped while the stack exists
+// (invariant 1).
+unsafe impl Stack for FiberStack {
+    #[inline]
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+
+    #[inline]
+    fn limit(&self) -> StackPointer {
+        self.limit
+    }
+}
