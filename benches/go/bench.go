@@ -1,6 +1,6 @@
 // Go's side of the fuseau benchmark suite: goroutines with GOMAXPROCS=1,
 // the same workloads and parameters as bench-fuseau, bench-tokio and
-// bench-may (W1 W2 W3 W4 W5 W5x W6 W9; W7 and W8 are n/a), the same
+// bench-may (W1 W2 W3 W4 W5 W5x W5m W6 W9; W7 and W8 are n/a), the same
 // "RESULT k=v ..." line. Built by the driver with `go build` when `go` is
 // installed. See benches/README.md.
 package main
@@ -47,7 +47,7 @@ func main() {
 		w3(int(param(0)), param(1))
 	case "W4":
 		w4(param(0), time.Duration(param(1))*time.Millisecond)
-	case "W5", "W5x":
+	case "W5", "W5x", "W5m":
 		w5(param(0))
 	case "W6":
 		w6(param(0), param(1), param(2))

@@ -21,7 +21,7 @@ fn main() -> Result<()> {
         "W2" => w2(args.param(0)),
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
-        "W5" | "W5x" => w5(args.param(0)),
+        "W5" | "W5x" | "W5m" => w5(args.param(0)),
         "W6" => w6(EchoParams::of(&args)),
         "W7" => w7(args.param(0)),
         "W7o" => w7o(args.param(0)),

@@ -32,7 +32,7 @@ fn main() {
         "W2" => w2(args.param(0)),
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
-        "W5" | "W5x" => w5(args.param(0)),
+        "W5" | "W5x" | "W5m" => w5(args.param(0)),
         "W6" => w6(EchoParams::of(&args)),
         "W8" => w8(args.param(0), args.param(1)),
         other => panic!("unknown workload {other}"),

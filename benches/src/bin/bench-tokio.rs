@@ -31,7 +31,7 @@ fn main() {
             "W2" => w2(args.param(0)).await,
             "W3" => w3(args.param(0) as usize, args.param(1)).await,
             "W4" => w4(args.param(0), Duration::from_millis(args.param(1))).await,
-            "W5" | "W5x" => w5(args.param(0)).await,
+            "W5" | "W5x" | "W5m" => w5(args.param(0)).await,
             "W6" => w6(EchoParams::of(&args)).await,
             "W7" => w7(args.param(0)).await,
             "W7o" => w7o(args.param(0)).await,

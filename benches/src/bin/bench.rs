@@ -29,6 +29,11 @@ struct Workload {
     /// Whether the system binary is a server driven by the shared load
     /// generator (`bench-load`) instead of running the whole workload.
     served: bool,
+    /// With `--quick`, how many measured runs, without a warm-up, when
+    /// fewer than the suite's: for a long workload (W5m, seconds per run
+    /// and system) that a quick look needs only once. `None`: the suite's
+    /// warm-up and runs.
+    quick_runs: Option<usize>,
 }
 
 /// Every system; Go only when `go` is installed (see [`build_go`]).
@@ -44,6 +49,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[100_000],
         systems: ALL,
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W2",
@@ -51,6 +57,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[1_000_000],
         systems: ALL,
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W3",
@@ -58,6 +65,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[64, 1_000_000],
         systems: ALL,
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W4",
@@ -65,6 +73,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[10_000, 10],
         systems: ALL,
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W5",
@@ -72,6 +81,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[30_000],
         systems: ALL,
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W5x",
@@ -79,6 +89,15 @@ const WORKLOADS: &[Workload] = &[
         params: &[100_000],
         systems: ALL,
         served: false,
+        quick_runs: None,
+    },
+    Workload {
+        name: "W5m",
+        what: "W5 with 1 000 000 tasks",
+        params: &[1_000_000],
+        systems: ALL,
+        served: false,
+        quick_runs: Some(1),
     },
     Workload {
         name: "W6",
@@ -86,6 +105,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[50, 2_000, 64],
         systems: ALL,
         served: true,
+        quick_runs: None,
     },
     Workload {
         name: "W7",
@@ -93,6 +113,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[200_000],
         systems: &["fuseau", "tokio"],
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W7o",
@@ -100,6 +121,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[200_000],
         systems: &["fuseau", "tokio"],
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W8",
@@ -107,6 +129,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[50, 1_000],
         systems: &["fuseau", "tokio", "may"],
         served: false,
+        quick_runs: None,
     },
     Workload {
         name: "W9",
@@ -114,6 +137,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[300, 3_000, 4],
         systems: &["fuseau", "tokio", "go"],
         served: false,
+        quick_runs: None,
     },
 ];
 
@@ -504,6 +528,14 @@ fn main() {
             }
         }
         println!("\n{}: {}", w.name, w.what);
+        let (warmups, runs) = match w.quick_runs {
+            Some(n) if opts.quick && n < opts.runs => {
+                let s = if n == 1 { "" } else { "s" };
+                println!("  (--quick: {n} run{s}, no warm-up)");
+                (0, n)
+            }
+            _ => (opts.warmups, opts.runs),
+        };
         let systems: Vec<&str> = w
             .systems
             .iter()
@@ -512,10 +544,10 @@ fn main() {
             .collect();
         // results[system] = one entry per measured run.
         let mut results: BTreeMap<&str, Vec<RunResult>> = BTreeMap::new();
-        for i in 0..opts.warmups + opts.runs {
+        for i in 0..warmups + runs {
             for system in &systems {
                 let r = run_one(&bin_dir, taskset, system, w);
-                if i >= opts.warmups {
+                if i >= warmups {
                     results.entry(system).or_default().push(r);
                 }
             }
