@@ -412,7 +412,7 @@ impl<T: 'static> Fiber<T> {
 
     /// The fiber's key in its scheduler's slab (for remote messages).
     pub(crate) fn slab_key(&self) -> usize {
-        self.core().slab_key.get()
+        self.core().slab_key()
     }
 }
 

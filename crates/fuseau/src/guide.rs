@@ -21,6 +21,15 @@
 //!   again: the call returns its success (a value handed over is never lost);
 //!   the *next* cancellation point fails.
 //!
+//! - **The coop budget**: a fiber's 129th cancellation point in a row that
+//!   did not have to wait (an always-ready channel, ready futures, a
+//!   readable socket) yields first, so that other fibers, due timers, the
+//!   event loop's I/O and other threads' messages get their turn (Tokio's
+//!   coop budget, 128 too). A cancellation that arrives during that turn is
+//!   returned as if the call had waited: the call does not do its work.
+//!   The count starts again whenever the fiber really waits, so programs
+//!   that wait are scheduled exactly as before.
+//!
 //! Cancellation is sticky: once cancelled, every later cancellation point
 //! fails. Code between cancellation points runs undisturbed, and nothing is
 //! unwound behind the fiber's back: the error comes out as an ordinary `Err`,

@@ -119,6 +119,21 @@
 //! its stack size, and how to choose a bigger stack (as Rust does for a
 //! thread's stack). Deep recursion needs a bigger stack.
 //!
+//! Stacks are slots of a few large shared mappings. On Linux 6.13 and later
+//! each guard page is a guard marker (`MADV_GUARD_INSTALL`), which costs no
+//! mapping, so the number of live fibers is limited by memory, not by
+//! `vm.max_map_count`; older kernels get an `mprotect`ed page per stack (two
+//! mappings each; the environment variable `FUSEAU_STACK_GUARD=mprotect`
+//! forces this fallback). A suspended fiber costs the stack pages it touched
+//! (one 4 KiB page for most) and its record.
+//!
+//! ## Fairness
+//!
+//! A fiber runs until it waits. One whose suspension points never have to
+//! wait (an always-ready channel, ready futures) yields anyway after 128 of
+//! them in a row, so that timers, I/O, other fibers and other threads get
+//! their turn; see the [guide].
+//!
 //! ## Inside
 //!
 //! The modules form layers, each using only those below it, so the source

@@ -58,6 +58,8 @@ use std::sync::{Once, OnceLock};
 
 use libc::{c_int, c_void, siginfo_t};
 
+use crate::stack::page_size;
+
 /// The running fiber's stack, as the fault handler needs it.
 #[derive(Clone, Copy)]
 pub(crate) struct RunningStack {
@@ -70,9 +72,6 @@ pub(crate) struct RunningStack {
     /// The fiber's name as a raw (ptr, len) of UTF-8 bytes, or None; valid while the fiber runs.
     pub(crate) name: Option<(*const u8, usize)>,
 }
-
-/// The page size, read once by [`install`] (0 before).
-static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 /// How the handler learns which fiber runs on the faulting thread.
 static RUNNING: OnceLock<fn() -> Option<RunningStack>> = OnceLock::new();
@@ -102,11 +101,6 @@ fn previous(signal: c_int) -> &'static Previous {
     }
 }
 
-/// The page size, as read by [`install`] (0 before the first call).
-pub(crate) fn page_size() -> usize {
-    PAGE_SIZE.load(Ordering::Acquire)
-}
-
 /// Installs (once per process) SIGSEGV and SIGBUS handlers (SA_SIGINFO | SA_ONSTACK),
 /// remembering the previous actions; and (once per thread, on every call) makes sure the
 /// calling thread has an alternate signal stack (if `sigaltstack` reports none, map one with a
@@ -119,9 +113,8 @@ pub(crate) fn page_size() -> usize {
 pub(crate) fn install(running: fn() -> Option<RunningStack>) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: `sysconf` has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        PAGE_SIZE.store(usize::try_from(page).unwrap_or(4096), Ordering::Release);
+        // Read once here, so that the handler's reads are plain loads.
+        page_size();
         let _ = RUNNING.set(running);
         install_handler(libc::SIGSEGV);
         install_handler(libc::SIGBUS);

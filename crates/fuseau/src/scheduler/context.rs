@@ -105,7 +105,7 @@ pub(crate) fn running_stack() -> Option<RunningStack> {
         Some(RunningStack {
             // corosensei's limit includes the guard page (one page, at the
             // bottom); the usable stack starts above it.
-            limit: bounds.limit() + crate::overflow::page_size(),
+            limit: bounds.limit() + crate::stack::page_size(),
             base: bounds.base(),
             id: h.id.as_u64(),
             name: h.name.as_deref().map(|n| (n.as_ptr(), n.len())),

@@ -79,11 +79,12 @@ impl Config {
         self
     }
 
-    /// How many free stacks the scheduler keeps for reuse. A finished
-    /// fiber's stack always goes back to the pool; the surplus over this
-    /// size is unmapped later, a batch at a time, when no fiber is ready
-    /// (so a burst of fibers that finish together does not wait for a
-    /// `munmap` each).
+    /// How many free stacks the scheduler keeps warm (in memory) for
+    /// reuse. A finished fiber's stack always goes back to the pool; the
+    /// memory of the surplus over this size is given back to the system
+    /// later (`MADV_DONTNEED`), a batch at a time, when no fiber is ready
+    /// (so a burst of fibers that finish together waits for no system
+    /// call), and their slots are reused before new ones.
     pub fn stack_pool_size(mut self, stacks: usize) -> Config {
         self.stack_pool_size = stacks;
         self
@@ -92,6 +93,11 @@ impl Config {
     /// How many fibers one [`Scheduler::run_iteration`] runs at most before
     /// it hands control back to the event loop (so that I/O and timers are
     /// served even while fibers keep yielding). At least 1.
+    ///
+    /// Not to be confused with the coop budget, fixed at 128 suspension
+    /// points in a row that did not wait, after which a fiber yields and
+    /// the iteration ends early (see the [guide](crate::guide)): together
+    /// they bound how long the event loop waits for its turn.
     pub fn budget(mut self, runs: usize) -> Config {
         self.budget = runs.max(1);
         self
@@ -183,7 +189,7 @@ impl Schedule for SchedInner {
     fn release(&self, task: &Task) -> Option<Rc<Task>> {
         self.fibers
             .borrow_mut()
-            .try_remove(task.header().slab_key.get())
+            .try_remove(task.header().slab_key())
     }
 
     fn remove_timer(&self, key: TimerKey) {
@@ -228,7 +234,7 @@ impl SchedInner {
     /// Registers a new fiber and queues it.
     pub(crate) fn register(&self, task: &Rc<Task>) {
         let key = self.fibers.borrow_mut().insert(task.clone());
-        task.header().slab_key.set(key);
+        task.header().set_slab_key(key);
         self.spawned.set(self.spawned.get() + 1);
     }
 

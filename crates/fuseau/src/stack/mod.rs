@@ -54,8 +54,8 @@ mod os;
 use std::collections::VecDeque;
 use std::io;
 
-pub(crate) use os::FiberStack;
-use os::{page_size, GuardKind, Mapping};
+pub(crate) use os::{page_size, FiberStack};
+use os::{GuardKind, Mapping, ValgrindStackRegistration};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -131,6 +131,9 @@ struct Slab {
     slots: usize,
     /// Slots `0..carved` have their guard (invariant 2).
     carved: usize,
+    /// The valgrind registration of each carved slot (index: slot), for
+    /// as long as the slab is mapped (see `Mapping::register_stack`).
+    registrations: Vec<ValgrindStackRegistration>,
     /// Carved slots not in use nor warm, their memory given back.
     free: Vec<u32>,
     /// In the class's `open` list.
@@ -180,6 +183,8 @@ impl SizeClass {
                 slot as usize
             } else if slab.carved < slab.slots {
                 slab.mapping.guard(slab.carved * stride, GuardKind::get())?;
+                let registration = slab.mapping.register_stack(slab.carved * stride, stride);
+                slab.registrations.push(registration);
                 slab.carved += 1;
                 slab.carved - 1
             } else {
@@ -215,6 +220,8 @@ impl SizeClass {
             mapping,
             slots,
             carved: 0,
+            // Room for every slot at once: no growth, no slack past it.
+            registrations: Vec::with_capacity(slots),
             free: Vec::new(),
             open: true,
         });
@@ -227,7 +234,6 @@ impl SizeClass {
     fn retire(&mut self, stack: FiberStack) {
         let key = stack.slab as usize;
         let slot = stack.slot;
-        drop(stack);
         let page = page_size();
         let slab = &mut self.slabs[key];
         slab.mapping
@@ -327,10 +333,10 @@ impl StackPool {
     pub(crate) fn release(&mut self) {
         for class in &mut self.classes {
             for stack in class.warm.drain(..) {
-                match class.slabs.get_mut(stack.slab as usize) {
-                    Some(slab) => slab.free.push(stack.slot),
-                    // Given back after a release: its slab was leaked.
-                    None => std::mem::forget(stack),
+                // No slab: the stack was given back after a release, and
+                // its slab was leaked (the stack itself owns nothing).
+                if let Some(slab) = class.slabs.get_mut(stack.slab as usize) {
+                    slab.free.push(stack.slot);
                 }
             }
             class.open.clear();
@@ -339,6 +345,9 @@ impl StackPool {
                 // (invariant 3): a `Mapping` dropped without `unmap` leaks.
                 if slab.unused() {
                     slab.mapping.unmap();
+                } else {
+                    // Its stacks stay valid: so do their registrations.
+                    std::mem::forget(slab.registrations);
                 }
             }
         }

@@ -141,8 +141,10 @@ pub(crate) struct Header {
     /// The current wait (ownership rule 4).
     epoch: Cell<u64>,
     /// The branch of the current wait that was claimed, if one was
-    /// (see [`Wakeup::claim`]).
-    claimed: Cell<Option<usize>>,
+    /// (see [`Wakeup::claim`]). A `u32` (a `select` has fewer than 2^32
+    /// branches, `Wakeup::new` checks it), so that it packs with the other
+    /// small fields.
+    claimed: Cell<Option<u32>>,
     /// How many times the fiber suspended: a wait whose preparation ran code
     /// that suspended (a future polled by a `select` branch, say) sees it
     /// changed and starts over (`event::select`).
@@ -155,14 +157,20 @@ pub(crate) struct Header {
     micro_tasks: Cell<u32>,
     pub(crate) yielder: YielderSlot,
     pub(crate) coroutine: RefCell<Option<FiberCoroutine>>,
-    pub(crate) slab_key: Cell<usize>,
-    parent: RefCell<Option<Rc<Task>>>,
-    children: RefCell<Vec<Rc<Task>>>,
-    index_in_parent: Cell<usize>,
-    /// Set once, with `CANCELLED`.
-    cancelled: RefCell<Option<(Error, Origin)>>,
-    failure: RefCell<Option<Error>>,
-    joiners: RefCell<Vec<Wakeup>>,
+    /// The fiber's key in its scheduler's registry (see
+    /// [`slab_key`](Header::slab_key)): a `u32`, as is `index_in_parent`,
+    /// so that both pack with the other small fields.
+    slab_key: Cell<u32>,
+    // `parent`, `children` and `joiners` are `Cell`s, not `RefCell`s (no
+    // borrow flag): they are only ever taken out, used and put back with
+    // no user code in between (ownership rule 3), through the helpers
+    // below (`parent`, `n_children`, `with_children`, `add_joiner`, …).
+    // Code that runs while one is taken out would see it empty, never a
+    // dangling borrow.
+    parent: Cell<Option<Rc<Task>>>,
+    children: Cell<Vec<Rc<Task>>>,
+    index_in_parent: Cell<u32>,
+    joiners: Cell<Vec<Wakeup>>,
     /// What most fibers never use, allocated on first use, so that a
     /// fiber's record stays small (see [`Extras`]).
     extras: RefCell<Option<Box<Extras>>>,
@@ -173,6 +181,10 @@ pub(crate) struct Header {
 /// The rarely used parts of a fiber.
 #[derive(Default)]
 pub(crate) struct Extras {
+    /// How the fiber was cancelled and how it failed, if it was or did:
+    /// kept when the fiber completes (joiners and handles read them), while
+    /// everything else here is taken out then (`tree::try_complete`).
+    outcome: Outcome,
     /// Wakers of futures waiting for the fiber to be done (`poll_done`).
     done_wakers: Vec<Waker>,
     /// Runs when the fiber is done, after its joiners are woken (remote
@@ -186,6 +198,23 @@ pub(crate) struct Extras {
     /// Deadline timers (`cancel_after`): checked at suspension points,
     /// disarmed when the fiber is done.
     deadlines: Vec<TimerKey>,
+}
+
+/// How a fiber was cancelled and how it failed. Read on slow paths only:
+/// the cancel error once the `CANCELLED` bit is set (the hot paths test
+/// the bit alone), the failure when the fiber fails or its result is read.
+#[derive(Default)]
+struct Outcome {
+    /// Set once, with `CANCELLED`.
+    cancelled: Option<(Error, Origin)>,
+    /// The first failure, the fiber's result.
+    failure: Option<Error>,
+}
+
+impl Outcome {
+    fn is_empty(&self) -> bool {
+        self.cancelled.is_none() && self.failure.is_none()
+    }
 }
 
 /// A fiber: its header, then its body. Only made by [`Task::new`], which
@@ -247,13 +276,11 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task<Closure<T, F>> {
                 micro_tasks: Cell::new(0),
                 yielder: YielderSlot::new(),
                 coroutine: RefCell::new(None),
-                slab_key: Cell::new(usize::MAX),
-                parent: RefCell::new(None),
-                children: RefCell::new(Vec::new()),
+                slab_key: Cell::new(u32::MAX),
+                parent: Cell::new(None),
+                children: Cell::new(Vec::new()),
                 index_in_parent: Cell::new(0),
-                cancelled: RefCell::new(None),
-                failure: RefCell::new(None),
-                joiners: RefCell::new(Vec::new()),
+                joiners: Cell::new(Vec::new()),
                 extras: RefCell::new(None),
                 waker_cache: Cell::new(None),
             },
@@ -323,30 +350,74 @@ impl Header {
         self.sched.upgrade()
     }
 
-    /// The error the fiber was cancelled with, if it was.
+    /// The error the fiber was cancelled with, if it was. The state bit
+    /// is the fast check; the error itself is in the extras.
     pub(crate) fn cancel_error(&self) -> Option<Error> {
         if !self.is_cancelled() {
             return None;
         }
-        self.cancelled.borrow().as_ref().map(|(e, _)| e.clone())
+        self.cancel_error_slow()
+    }
+
+    #[cold]
+    fn cancel_error_slow(&self) -> Option<Error> {
+        self.read_extras(|e| e.outcome.cancelled.as_ref().map(|(e, _)| e.clone()))
     }
 
     /// Who cancelled the fiber, if it was.
     pub(crate) fn cancel_origin(&self) -> Option<Origin> {
-        self.cancelled.borrow().as_ref().map(|(_, o)| *o)
+        if !self.is_cancelled() {
+            return None;
+        }
+        self.read_extras(|e| e.outcome.cancelled.as_ref().map(|(_, o)| *o))
     }
 
     /// The error the fiber ended (or will end) with, if it failed.
     pub(crate) fn failure(&self) -> Option<Error> {
-        self.failure.borrow().clone()
+        self.read_extras(|e| e.outcome.failure.clone())
+    }
+
+    /// The fiber's key in its scheduler's registry (`usize::MAX` before it
+    /// is registered).
+    pub(crate) fn slab_key(&self) -> usize {
+        match self.slab_key.get() {
+            u32::MAX => usize::MAX,
+            key => key as usize,
+        }
+    }
+
+    /// Records the fiber's key in its scheduler's registry. A registry
+    /// holds fewer than 2^32 - 1 fibers: each has a stack of at least a
+    /// page, so more could not be mapped; should one get there anyway, the
+    /// spawn panics rather than wake the wrong fiber.
+    pub(crate) fn set_slab_key(&self, key: usize) {
+        let key = u32::try_from(key)
+            .ok()
+            .filter(|&k| k != u32::MAX)
+            .expect("at most 2^32 - 2 live fibers per scheduler");
+        self.slab_key.set(key);
     }
 
     pub(crate) fn parent(&self) -> Option<Rc<Task>> {
-        self.parent.borrow().clone()
+        // Taken out and put back: `Rc::clone` runs no user code.
+        let parent = self.parent.take();
+        let copy = parent.clone();
+        self.parent.set(parent);
+        copy
     }
 
     pub(crate) fn n_children(&self) -> usize {
-        self.children.borrow().len()
+        self.with_children(|c| c.len())
+    }
+
+    /// Runs `f` on the fiber's children. `f` must not run user code (nor
+    /// drop a child: the caller drops what it removes after this returns),
+    /// as the list is taken out meanwhile (see the `Cell` fields).
+    fn with_children<R>(&self, f: impl FnOnce(&mut Vec<Rc<Task>>) -> R) -> R {
+        let mut children = self.children.take();
+        let r = f(&mut children);
+        self.children.set(children);
+        r
     }
 
     /// Sets what runs when the fiber is done (at most one hook).
@@ -377,17 +448,21 @@ impl Header {
 
     /// Registers a joiner, woken when this fiber is done.
     pub(crate) fn add_joiner(&self, w: Wakeup) {
-        self.joiners.borrow_mut().push(w);
+        let mut joiners = self.joiners.take();
+        joiners.push(w);
+        self.joiners.set(joiners);
     }
 
     /// Removes the joiner registrations of fiber `joiner`.
     pub(crate) fn remove_joiner(&self, joiner: &Task) {
-        let removed: Vec<Wakeup> = {
-            let mut joiners = self.joiners.borrow_mut();
-            let (gone, kept) = joiners.drain(..).partition(|w| w.is_for(joiner));
-            *joiners = kept;
-            gone
-        };
+        let (removed, kept): (Vec<Wakeup>, Vec<Wakeup>) = self
+            .joiners
+            .take()
+            .into_iter()
+            .partition(|w| w.is_for(joiner));
+        self.joiners.set(kept);
+        // Dropped once the list is back: dropping a `Wakeup` drops an
+        // `Rc<Task>`, which may free a record.
         drop(removed);
     }
 
@@ -495,6 +570,17 @@ impl Drop for Header {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Every suspended fiber costs its record: a field added to the header
+    /// must be worth its bytes (the rare ones go to `Extras`).
+    #[test]
+    fn the_header_stays_small() {
+        let size = std::mem::size_of::<Header>();
+        assert!(size <= HEADER_MAX, "the fiber header grew to {size} bytes");
+    }
+
+    /// The bound of `the_header_stays_small` (on 64-bit targets).
+    const HEADER_MAX: usize = 256;
 
     /// A scheduler that never existed, for tests of data structures.
     pub(crate) struct NoSched;

@@ -13,12 +13,13 @@ use crate::error::{Error, Result};
 /// cancelled at once (it will never run its body).
 pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
     let ph = parent.header();
-    {
-        let mut children = ph.children.borrow_mut();
-        child.header().index_in_parent.set(children.len());
+    ph.with_children(|children| {
+        let index = u32::try_from(children.len()).expect("fewer than 2^32 children per fiber");
+        child.header().index_in_parent.set(index);
         children.push(child.clone());
-    }
-    *child.header().parent.borrow_mut() = Some(parent.to_rc());
+    });
+    // The link is new: nothing to drop.
+    child.header().parent.set(Some(parent.to_rc()));
     if let Some(e) = ph.cancel_error() {
         cancel(child, Error::passed_to_child(&e), Origin::Parent);
     }
@@ -48,15 +49,18 @@ pub(crate) fn cancel(task: &Task, error: Error, origin: Origin) {
         if h.state.stage() == Stage::Done || !h.state.cancel() {
             continue;
         }
-        *h.cancelled.borrow_mut() = Some((e.clone(), o));
-        let cbs = h.take_extra(|x| &mut x.callbacks);
+        let cbs = h.with_extras(|x| {
+            x.outcome.cancelled = Some((e.clone(), o));
+            std::mem::take(&mut x.callbacks)
+        });
         let for_children = Error::passed_to_child(&e);
-        work.extend(
-            h.children
-                .borrow()
-                .iter()
-                .map(|c| (c.clone(), for_children.clone(), Origin::Parent)),
-        );
+        h.with_children(|children| {
+            work.extend(
+                children
+                    .iter()
+                    .map(|c| (c.clone(), for_children.clone(), Origin::Parent)),
+            );
+        });
         if !cbs.is_empty() {
             callbacks.push((t.clone(), cbs, e));
         }
@@ -89,10 +93,10 @@ pub(crate) fn fail(task: &Task, error: Error) {
     let mut current = task.to_rc();
     loop {
         let h = current.header();
-        if h.state.stage() == Stage::Done || h.failure.borrow().is_some() {
+        if h.state.stage() == Stage::Done || h.failure().is_some() {
             return;
         }
-        *h.failure.borrow_mut() = Some(error.clone());
+        h.with_extras(|x| x.outcome.failure = Some(error.clone()));
         let cancelled_from_outside = matches!(
             h.cancel_origin(),
             Some(Origin::Parent | Origin::Handle | Origin::Scheduler)
@@ -132,19 +136,30 @@ pub(crate) fn try_complete(task: &Task) {
     let mut current = task.to_rc();
     loop {
         let h = current.header();
-        if h.state.stage() != Stage::Finishing
-            || !h.children.borrow().is_empty()
-            || h.micro_tasks.get() != 0
-        {
+        if h.state.stage() != Stage::Finishing || h.n_children() != 0 || h.micro_tasks.get() != 0 {
             return;
         }
         h.state.complete();
         let sched = h.sched();
         // Taken whole: what it holds (callbacks, wakers, the hook) is user
         // code, run or dropped below with no borrow held, and never allowed
-        // to unwind into the scheduler.
-        let extras = h.extras.take().map(|e| *e).unwrap_or_default();
+        // to unwind into the scheduler. All but the outcome: how the fiber
+        // was cancelled or failed is read after it is done (its joiners and
+        // handles, the hook below), so it goes back in at once, in the same
+        // box.
+        let extras = match h.extras.take() {
+            Some(mut boxed) => {
+                let mut extras = std::mem::take(&mut *boxed);
+                if !extras.outcome.is_empty() {
+                    boxed.outcome = std::mem::take(&mut extras.outcome);
+                    *h.extras.borrow_mut() = Some(boxed);
+                }
+                extras
+            }
+            None => Extras::default(),
+        };
         let Extras {
+            outcome: _,
             done_wakers,
             on_done,
             callbacks,
@@ -174,15 +189,14 @@ pub(crate) fn try_complete(task: &Task) {
         let Some(parent) = h.parent.take() else {
             return;
         };
-        let removed = {
-            let mut siblings = parent.header().children.borrow_mut();
+        let removed = parent.header().with_children(|siblings| {
             let index = h.index_in_parent.get();
-            let removed = siblings.swap_remove(index);
-            if let Some(moved) = siblings.get(index) {
+            let removed = siblings.swap_remove(index as usize);
+            if let Some(moved) = siblings.get(index as usize) {
                 moved.header().index_in_parent.set(index);
             }
             removed
-        };
+        });
         drop(removed);
         current = parent;
     }

@@ -50,7 +50,7 @@ pub struct Wakeup {
     task: Rc<Task>,
     epoch: u64,
     /// Which branch of a `select` this wake-up was given to.
-    branch: usize,
+    branch: u32,
 }
 
 impl Wakeup {
@@ -59,7 +59,7 @@ impl Wakeup {
         Wakeup {
             task: task.to_rc(),
             epoch: task.header().epoch.get(),
-            branch,
+            branch: u32::try_from(branch).expect("a select has fewer than 2^32 branches"),
         }
     }
 
@@ -184,7 +184,7 @@ impl Task {
             h.state.suspend();
             self.switch_out();
         }
-        h.claimed.get()
+        h.claimed.get().map(|branch| branch as usize)
     }
 
     /// Puts the running fiber at the back of the run queue and switches to

@@ -99,7 +99,7 @@ pub(super) fn to_waker(task: &Task, epoch: u64) -> Waker {
             };
             cached = Some(Arc::new(RemoteWakeup {
                 inbox,
-                key: h.slab_key.get(),
+                key: h.slab_key(),
                 id: h.id,
                 epoch,
             }));
