@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Sim, HOUR};
 use fuseau::{Builder, Config, ErrorKind};
 
@@ -73,13 +71,13 @@ fn a_hundred_thousand_fibers_live_at_once() {
 /// Runs the test `name` of this binary in a child process with the
 /// `mprotect` fallback forced; returns its stderr.
 fn run_child_with_fallback(name: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("FUSEAU_STACK_GUARD", "mprotect")
-        .env("FUSEAU_MAP_LIMIT_CHILD", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (out, stderr) = common::run_test_in_child(
+        name,
+        &[
+            ("FUSEAU_STACK_GUARD", "mprotect"),
+            ("FUSEAU_MAP_LIMIT_CHILD", "1"),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

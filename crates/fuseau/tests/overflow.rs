@@ -4,25 +4,16 @@
 //! `child_*` tests do nothing when the variable is not set to their case.
 #![cfg(unix)]
 
+mod common;
+
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const CHILD: &str = "FUSEAU_OVERFLOW_CHILD";
 
 /// Runs the test `child_<case>` in a child process.
 fn run_child(case: &str) -> (Output, String) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &format!("child_{case}"),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, case)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output, stderr)
+    common::run_test_in_child(&format!("child_{case}"), &[(CHILD, case)])
 }
 
 /// `true` in the child process for `case`; then also turns core dumps off,

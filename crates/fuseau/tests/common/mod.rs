@@ -267,3 +267,20 @@ pub(crate) fn waiters<T>(chan: &fuseau::Chan<T>) -> (usize, usize) {
     };
     (field("blocked_senders"), field("blocked_receivers"))
 }
+
+/// Runs the test `name` of the current test binary alone in a child process,
+/// with the environment variables `envs` set; returns its output and its
+/// stderr as text. (For what can only be observed from outside: a process
+/// that dies, or a setting read once per process.)
+pub(crate) fn run_test_in_child(
+    name: &str,
+    envs: &[(&str, &str)],
+) -> (std::process::Output, String) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
