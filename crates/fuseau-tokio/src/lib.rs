@@ -121,7 +121,7 @@ pub use future::{
     RemoteFiberFuture,
 };
 pub use io::{ev_read, ev_write, ReadEvent, WriteEvent};
-pub use runtime::{main, main_with, run, run_with};
+pub use runtime::{main, main_with, run, run_with, Runtime, RuntimeBuilder, RuntimeHandle};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

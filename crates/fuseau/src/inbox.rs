@@ -19,6 +19,7 @@
 //!    nothing); a sender that sees the scheduler inactive drops what is left
 //!    in the inbox.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::event_loop::Unpark;
@@ -35,6 +36,11 @@ pub(crate) struct Inbox {
     active: AtomicBool,
     /// The scheduler's thread (see [`thread_token`]).
     thread: usize,
+    /// How many fibers the scheduler had alive at the end of its last
+    /// iteration: a figure for other threads that place work
+    /// (`SchedulerHandle::n_fibers`), not part of any protocol, so a plain
+    /// `std` atomic, stored and loaded `Relaxed`.
+    n_fibers: AtomicUsize,
 }
 
 pub(crate) enum Message {
@@ -66,7 +72,18 @@ impl Inbox {
             gate: Mutex::new(true),
             active: AtomicBool::new(true),
             thread: thread_token(),
+            n_fibers: AtomicUsize::new(0),
         }
+    }
+
+    /// Publishes the scheduler's number of live fibers, on its thread.
+    pub(crate) fn set_n_fibers(&self, n: usize) {
+        self.n_fibers.store(n, Ordering::Relaxed);
+    }
+
+    /// The number last published by [`set_n_fibers`](Inbox::set_n_fibers).
+    pub(crate) fn n_fibers(&self) -> usize {
+        self.n_fibers.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_active(&self) -> bool {

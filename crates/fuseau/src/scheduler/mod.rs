@@ -675,6 +675,7 @@ impl Scheduler {
             }
         }
         inner.drain_inbox();
+        inner.inbox.set_n_fibers(inner.fibers.borrow().len());
         inner.in_iteration.set(was_in_iteration);
         if inner.owners.get() == 0 {
             // The last owner was dropped by a fiber during this iteration:
@@ -731,6 +732,30 @@ impl SchedulerHandle {
     /// `false` once the scheduler was disposed of.
     pub fn is_active(&self) -> bool {
         self.inbox.is_active()
+    }
+
+    /// How many fibers the scheduler had alive (spawned and not done) at
+    /// the end of its last iteration: [`Scheduler::n_fibers`] as other
+    /// threads can see it, a little late, to place work on the least
+    /// loaded of several schedulers. 0 before the first iteration.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fuseau::block_on(|| {
+    ///     let handle = fuseau::Scheduler::current().handle();
+    ///     let child = fuseau::spawn(|| fuseau::sleep(Duration::from_secs(60)));
+    ///     // Both wait: the iteration ends with two fibers alive.
+    ///     fuseau::sleep(Duration::from_millis(1))?;
+    ///     assert_eq!(handle.n_fibers(), 2);
+    ///     child.cancel();
+    ///     assert!(child.join().unwrap_err().is_cancellation());
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau::Error>(())
+    /// ```
+    pub fn n_fibers(&self) -> usize {
+        self.inbox.n_fibers()
     }
 }
 

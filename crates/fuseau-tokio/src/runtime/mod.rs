@@ -1,4 +1,5 @@
-//! Running fuseau's scheduler on Tokio's event loop.
+//! Running fuseau's scheduler on Tokio's event loop: on one thread
+//! ([`main`], [`run`]), or on several ([`Runtime`], in `threads.rs`).
 //!
 //! The driver is one future, polled by Tokio: it runs a scheduler iteration,
 //! then hands control back to Tokio: with [`tokio::task::yield_now`] when
@@ -19,6 +20,10 @@ use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use fuseau::{Builder, Config, EventLoop, Iteration, Result, Scheduler, Unpark};
+
+mod threads;
+
+pub use threads::{Runtime, RuntimeBuilder, RuntimeHandle};
 
 /// Tokio as a fuseau [`EventLoop`].
 struct TokioLoop {
