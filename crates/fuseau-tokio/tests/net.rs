@@ -9,6 +9,7 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, Read, Write};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{echo, full_listener, localhost, ms, DropCounter, Log};
@@ -39,11 +40,12 @@ fn pattern(i: u64) -> u8 {
 }
 
 /// What the `on_error` callback of a server saw: `(peer, error)`.
-type Reports = Rc<RefCell<Vec<(String, Error)>>>;
+type Reports = Arc<Mutex<Vec<(String, Error)>>>;
 
 fn reporting(reports: &Reports) -> ServerBuilder {
     let r = reports.clone();
-    ServerBuilder::new().on_error(move |peer, e| r.borrow_mut().push((peer.to_owned(), e.clone())))
+    ServerBuilder::new()
+        .on_error(move |peer, e| r.lock().unwrap().push((peer.to_owned(), e.clone())))
 }
 
 // ------------------------------------------------------------------ serving
@@ -186,7 +188,7 @@ fn a_half_closed_connection_still_gets_its_reply() {
 #[cfg_attr(miri, ignore)]
 fn a_peer_reset_is_connection_reset_and_the_server_goes_on() {
     let seen: Rc<RefCell<Vec<io::ErrorKind>>> = Rc::default();
-    let reports: Reports = Rc::default();
+    let reports: Reports = Arc::default();
     let (s, r) = (seen.clone(), reports.clone());
     bounded::main(move || {
         let server =
@@ -215,7 +217,7 @@ fn a_peer_reset_is_connection_reset_and_the_server_goes_on() {
         assert_eq!(&reply, b"ping");
         stream.set_zero_linger()?;
         drop(stream);
-        wait_until("the reset to be reported", || !r.borrow().is_empty())?;
+        wait_until("the reset to be reported", || !r.lock().unwrap().is_empty())?;
         // The server still serves others.
         let reply = TcpClient::with_connect(addr, |input, output| {
             output.write_all(b"still there?\n")?;
@@ -230,7 +232,7 @@ fn a_peer_reset_is_connection_reset_and_the_server_goes_on() {
     .unwrap();
     // (The second connection may see the shutdown's cancellation too.)
     assert_eq!(seen.borrow()[0], io::ErrorKind::ConnectionReset);
-    let reports = reports.borrow();
+    let reports = reports.lock().unwrap();
     assert_eq!(reports.len(), 1);
     let (peer, e) = &reports[0];
     assert!(peer.starts_with("127.0.0.1:"), "{peer}");
@@ -244,7 +246,7 @@ fn a_peer_reset_is_connection_reset_and_the_server_goes_on() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn failing_and_panicking_handlers_are_reported_and_lose_only_their_connection() {
-    let reports: Reports = Rc::default();
+    let reports: Reports = Arc::default();
     let r = reports.clone();
     bounded::main(move || {
         let server = reporting(&r).establish_tcp(localhost(), |_peer, mut input, mut output| {
@@ -287,12 +289,12 @@ fn failing_and_panicking_handlers_are_reported_and_lose_only_their_connection() 
             })??;
             assert_eq!(rest, "", "the {request}ing handler's connection ends");
         }
-        wait_until("two reports", || r.borrow().len() == 2)?;
+        wait_until("two reports", || r.lock().unwrap().len() == 2)?;
         assert_eq!(round_trip("still here")?, "still here\n");
         server.shutdown()
     })
     .unwrap();
-    let reports = reports.borrow();
+    let reports = reports.lock().unwrap();
     let summary: Vec<_> = reports
         .iter()
         .map(|(_, e)| (e.kind(), e.message().to_owned()))
@@ -310,7 +312,7 @@ fn failing_and_panicking_handlers_are_reported_and_lose_only_their_connection() 
 #[cfg_attr(miri, ignore)]
 fn shutdown_cancels_live_connections_and_returns_when_they_are_done() {
     const CONNECTIONS: usize = 5;
-    let reports: Reports = Rc::default();
+    let reports: Reports = Arc::default();
     let r = reports.clone();
     bounded::main(move || {
         let waiting = Rc::new(Cell::new(0));
@@ -345,7 +347,7 @@ fn shutdown_cancels_live_connections_and_returns_when_they_are_done() {
     })
     .unwrap();
     assert!(
-        reports.borrow().is_empty(),
+        reports.lock().unwrap().is_empty(),
         "cancellations are not failures"
     );
 }

@@ -10,6 +10,10 @@
 //! The server's fibers are children of the fiber that established it, so
 //! that fiber is not done until the server is [shut down](TcpServer::shutdown),
 //! and cancelling it stops the server.
+//!
+//! On a [`Runtime`](crate::Runtime), [`TcpServer::establish_on`] serves on
+//! every thread: a listener per thread (`SO_REUSEPORT`), each connection a
+//! fiber of the thread that accepted it ([`RuntimeTcpServer`]).
 
 use std::any::Any;
 use std::fmt;
@@ -17,6 +21,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use fuseau::{Builder, Error, ErrorKind, Fiber, Result};
 use tokio::net::{TcpSocket, TcpStream, UnixListener, UnixStream};
@@ -25,14 +30,24 @@ use crate::future::await_future;
 use crate::iostream::{self, In, Out};
 use crate::runtime::require_fiber;
 
-type Report = Rc<dyn Fn(&str, &Error)>;
+mod threads;
 
-/// Options of a server, builder-style: listen backlog, `TCP_NODELAY`, and
-/// where handler failures are reported.
+pub use threads::RuntimeTcpServer;
+
+/// Where a server reports handler failures: shared with every thread a
+/// [`RuntimeTcpServer`] serves on, hence `Send + Sync`.
+type Report = Arc<dyn Fn(&str, &Error) + Send + Sync>;
+
+/// Options of a server, builder-style: listen backlog, `TCP_NODELAY`,
+/// `SO_REUSEPORT`, and where handler failures are reported. `Send + Sync`,
+/// so one builder can set up a server on every thread of a [`Runtime`].
+///
+/// [`Runtime`]: crate::Runtime
 #[derive(Clone)]
 pub struct ServerBuilder {
     backlog: u32,
     nodelay: bool,
+    reuse_port: bool,
     on_error: Report,
 }
 
@@ -49,7 +64,8 @@ impl ServerBuilder {
         ServerBuilder {
             backlog: 1024,
             nodelay: true,
-            on_error: Rc::new(|peer, e| eprintln!("fuseau: connection {peer} failed: {e}")),
+            reuse_port: false,
+            on_error: Arc::new(|peer, e| eprintln!("fuseau: connection {peer} failed: {e}")),
         }
     }
 
@@ -66,10 +82,23 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether TCP listeners set `SO_REUSEPORT` (default off), so that
+    /// several listeners (other processes, other threads) may bind the same
+    /// address and the kernel spreads incoming connections among them.
+    /// [`establish_tcp_on`](ServerBuilder::establish_tcp_on) always sets it.
+    pub fn reuse_port(mut self, reuse_port: bool) -> ServerBuilder {
+        self.reuse_port = reuse_port;
+        self
+    }
+
     /// Called with the peer and the error when a connection's handler fails
-    /// or panics (not when it is cancelled by a shutdown).
-    pub fn on_error(mut self, report: impl Fn(&str, &Error) + 'static) -> ServerBuilder {
-        self.on_error = Rc::new(report);
+    /// or panics (not when it is cancelled by a shutdown). Called on the
+    /// thread of the failed connection.
+    pub fn on_error(
+        mut self,
+        report: impl Fn(&str, &Error) + Send + Sync + 'static,
+    ) -> ServerBuilder {
+        self.on_error = Arc::new(report);
         self
     }
 
@@ -93,6 +122,9 @@ impl ServerBuilder {
             TcpSocket::new_v6()?
         };
         socket.set_reuseaddr(true)?;
+        if self.reuse_port {
+            socket.set_reuseport(true)?;
+        }
         socket.bind(addr)?;
         let listener = socket.listen(self.backlog)?;
         let local_addr = listener.local_addr()?;
