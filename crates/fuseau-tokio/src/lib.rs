@@ -7,8 +7,9 @@
 //!
 //! It re-exports the whole of the core crate, [`fuseau`]: fibers,
 //! structured concurrency, cancellation, timers, fiber-local storage. The
-//! entry points are [`main`] (a program's own runtime) and [`run`] (inside a
-//! runtime you built).
+//! entry points are [`main`] (a program's own runtime, on one thread),
+//! [`run`] (inside a runtime you built) and [`Runtime`] (a scheduler on each
+//! of several threads, for every core).
 //!
 //! # A tour
 //!
@@ -66,6 +67,27 @@
 //!     assert_eq!(fuseau_tokio::await_future(rx)?.unwrap(), 42);
 //!     fuseau_tokio::await_future(task)?.unwrap()
 //! })?;
+//! # Ok::<(), fuseau_tokio::Error>(())
+//! ```
+//!
+//! ## Every core
+//!
+//! [`main`] runs every fiber on one thread, in a deterministic order. A
+//! [`Runtime`] runs a scheduler on each of several threads: [`Runtime::spawn`]
+//! places a fiber on the least-loaded thread, where it stays (fibers never
+//! move); what crosses threads is `Send`, and comes back through a
+//! [`RemoteFiber`]. [`net::TcpServer::establish_on`] serves on every thread.
+//!
+//! ```
+//! let runtime = fuseau_tokio::Runtime::new(2)?;
+//! let handle = runtime.handle();
+//! let total = runtime.block_on(move || {
+//!     // From a fiber, onto the runtime: joining suspends, it does not block.
+//!     let parts: Vec<_> = (0..8u64).map(|i| handle.spawn(move || Ok(i * i))).collect();
+//!     parts.into_iter().map(|p| p.join()).sum::<fuseau_tokio::Result<u64>>()
+//! })?;
+//! assert_eq!(total, 140);
+//! runtime.shutdown();
 //! # Ok::<(), fuseau_tokio::Error>(())
 //! ```
 //!

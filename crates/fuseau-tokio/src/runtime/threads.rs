@@ -6,7 +6,7 @@
 //! runtime with a `LocalSet` and a fuseau scheduler (exactly what
 //! [`main`](crate::main) runs on one thread). Work is *placed* on a thread
 //! when it is spawned and stays there; threads talk through `Send` values:
-//! [`RemoteFiber`]s, [`SharedChan`](fuseau::SharedChan)s, Tokio's channels.
+//! [`RemoteFiber`]s, `SharedChan`s, Tokio's channels.
 //!
 //! # How a worker thread lives
 //!
@@ -57,7 +57,7 @@ use fuseau::{
 /// `main` runs every fiber on the calling thread: one core, deterministic
 /// order, no `Send` bounds. A `Runtime` uses several cores; what crosses
 /// threads must be `Send` (the closures given to `spawn`, their results,
-/// channels between threads such as [`SharedChan`](fuseau::SharedChan)),
+/// channels between threads such as `SharedChan`),
 /// and the order between fibers of different threads is not deterministic.
 /// Use it for servers and CPU-heavy work that should scale with the cores.
 ///
@@ -428,8 +428,11 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl RuntimeHandle {
-    /// Spawns `f` as a fiber on the least-loaded thread (see the
-    /// [module docs](self#placement)) and returns at once. The fiber is a
+    /// Spawns `f` as a fiber on the least-loaded thread and returns at once.
+    /// A thread's load is the larger of: the fibers placed on it whose
+    /// bodies have not returned (counted at once), and the fibers its
+    /// scheduler had alive at the end of its last iteration (which counts
+    /// their local children too); ties go round-robin. The fiber is a
     /// root fiber of that thread's scheduler: it stays on that thread, and
     /// its local children too.
     ///
