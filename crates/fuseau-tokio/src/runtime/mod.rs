@@ -83,6 +83,11 @@ impl EventLoop for TokioLoop {
 /// `spawn_local` or `tokio::spawn`) are dropped, as when any Tokio runtime
 /// shuts down.
 ///
+/// Every fiber runs on the calling thread, in a deterministic order. To use
+/// several cores, build a [`Runtime`] instead: a scheduler per thread, each
+/// fiber placed on one thread for its whole life, with `Send` bounds on what
+/// crosses threads.
+///
 /// # Errors
 ///
 /// The main fiber's error, or an [`Io`](fuseau::ErrorKind::Io) error if the
