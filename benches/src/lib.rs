@@ -216,15 +216,26 @@ pub fn announce_port(addr: std::net::SocketAddr) {
 ///
 /// If the server did not echo exactly the bytes the load generator sends.
 pub fn report_w6_server(p: EchoParams, cpu: Duration, echoed: u64) {
+    report(&w6_server_metrics(p, cpu, echoed));
+}
+
+/// A W6 server's figures, as [`report_w6_server`] reports them, for a
+/// server that reports more.
+///
+/// # Panics
+///
+/// If the server did not echo exactly the bytes the load generator sends.
+pub fn w6_server_metrics(p: EchoParams, cpu: Duration, echoed: u64) -> Vec<(&'static str, f64)> {
     assert_eq!(echoed, p.total() * p.message, "W6: wrong byte count");
-    report(&[
+    vec![
         (
             "server_cpu_us_per_rt",
             cpu.as_secs_f64() * 1e6 / p.total() as f64,
         ),
         ("server_peak_rss_kib", proc_status("VmHWM") as f64),
-    ]);
+    ]
 }
 
 pub mod plot;
+pub mod w10;
 pub mod w8;

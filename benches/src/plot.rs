@@ -25,7 +25,8 @@ fn ratios(csv: &str) -> Vec<Ratio> {
                 return None;
             };
             let peer = system.strip_prefix("fuseau/")?;
-            let throughput = if metric.ends_with("_per_s") {
+            // Throughputs and speed-ups: higher is better.
+            let throughput = if metric.ends_with("_per_s") || metric.starts_with("speedup") {
                 " (higher: fuseau faster)"
             } else {
                 ""

@@ -1,21 +1,33 @@
 //! fuseau's side of the suite: fibers on `fuseau_tokio::main` (a
-//! current-thread Tokio runtime with a `LocalSet`). See `benches/README.md`.
+//! current-thread Tokio runtime with a `LocalSet`), and, for the workloads
+//! on several cores (W10, W6m), on a `fuseau_tokio::Runtime` (one such
+//! scheduler per thread) driven from the plain main thread. See
+//! `benches/README.md`.
 
 use std::cell::Cell;
 use std::hint::black_box;
 use std::io::{BufRead, Write};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuseau_bench::{
     announce_port, cpu_time, localhost, ns_per, report, report_w1, report_w4, report_w5,
-    report_w6_server, report_w9, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
+    report_w6_server, report_w9, rss_bytes, w10, w6_server_metrics, w8, Args, EchoParams,
+    W1_ROUNDS,
 };
+use fuseau_tokio::iostream::{In, Out};
 use fuseau_tokio::net::{TcpClient, TcpServer};
-use fuseau_tokio::{await_future, spawn, yield_now, Chan, Error, ErrorKind, Result};
+use fuseau_tokio::{await_future, spawn, yield_now, Chan, Error, ErrorKind, Result, Runtime};
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // On several threads: a `Runtime`, from the plain main thread.
+    match args.workload.as_str() {
+        "W10" => return w10(args.param(0), args.param(1), args.param(2) as usize),
+        "W6m" => return w6m(EchoParams::of(&args), args.param(3) as usize),
+        _ => {}
+    }
     fuseau_tokio::main(move || match args.workload.as_str() {
         "W1" => w1(args.param(0)),
         "W2" => w2(args.param(0)),
@@ -172,19 +184,7 @@ fn w6(p: EchoParams) -> Result<()> {
     let done = closed.clone();
     let cpu = cpu_time();
     let server = TcpServer::establish(localhost(0), move |_peer, mut input, mut output| {
-        let mut echoed = 0;
-        loop {
-            let chunk = input.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            let n = chunk.len();
-            output.write_all(chunk)?;
-            output.flush()?;
-            input.consume(n);
-            echoed += n as u64;
-        }
-        done.send(echoed)
+        done.send(echo(&mut input, &mut output)?)
     })?;
     announce_port(server.local_addr());
     let mut echoed = 0;
@@ -194,6 +194,99 @@ fn w6(p: EchoParams) -> Result<()> {
     let cpu = cpu_time() - cpu;
     server.shutdown()?;
     report_w6_server(p, cpu, echoed);
+    Ok(())
+}
+
+/// CPU-bound requests: `requests` fibers each hashing the same `bytes`
+/// bytes, spawned on a 1-thread `Runtime`, then on a `threads`-thread one,
+/// and all joined.
+fn w10(requests: u64, bytes: u64, threads: usize) -> Result<()> {
+    let data: Arc<[u8]> = w10::data(bytes).into();
+    let (one, one_time) = w10_on(1, requests, &data)?;
+    let (many, many_time) = w10_on(threads, requests, &data)?;
+    w10::check(&[&one, &many], &data);
+    w10::report_times(threads, one_time, many_time);
+    Ok(())
+}
+
+/// W10 on a `Runtime` of `threads` threads: every request spawned (placed
+/// on the least-loaded thread), then every fiber joined from this plain
+/// thread; the results in request order and the time it took (the
+/// runtime's start-up and shutdown excluded).
+fn w10_on(threads: usize, requests: u64, data: &Arc<[u8]>) -> Result<(Vec<u64>, Duration)> {
+    let runtime = Runtime::new(threads)?;
+    let start = Instant::now();
+    let fibers: Vec<_> = (0..requests)
+        .map(|i| {
+            let data = data.clone();
+            runtime.spawn(move || Ok(w10::request(i, &data)))
+        })
+        .collect();
+    let results = fibers
+        .into_iter()
+        .map(|f| f.join())
+        .collect::<Result<Vec<_>>>()?;
+    let elapsed = start.elapsed();
+    runtime.shutdown();
+    Ok((results, elapsed))
+}
+
+/// Sends back whatever arrives on `input` until the peer closes; returns
+/// how many bytes that was.
+fn echo(input: &mut In, output: &mut Out) -> Result<u64> {
+    let mut echoed = 0;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(echoed);
+        }
+        let n = chunk.len();
+        output.write_all(chunk)?;
+        output.flush()?;
+        input.consume(n);
+        echoed += n as u64;
+    }
+}
+
+/// The echo server on a `Runtime` of `threads` threads: a
+/// `RuntimeTcpServer` (a listener per thread, `SO_REUSEPORT`), each
+/// connection a fiber on the thread that accepted it, as in W6; this plain
+/// thread waits until `p.connections` connections have closed. Besides
+/// W6's figures, it reports how many connections the busiest thread served
+/// (the kernel spreads them among the listeners; `connections / threads`
+/// is an even spread).
+fn w6m(p: EchoParams, threads: usize) -> Result<()> {
+    let runtime = Runtime::new(threads)?;
+    // Each closed connection: the thread that served it, the bytes echoed.
+    let (done, closed) = std::sync::mpsc::channel::<(usize, u64)>();
+    let cpu = cpu_time();
+    let server = TcpServer::establish_on(
+        &runtime.handle(),
+        localhost(0),
+        move |_peer, mut input, mut output| {
+            let echoed = echo(&mut input, &mut output)?;
+            let thread = Runtime::current_thread().expect("a runtime thread");
+            done.send((thread, echoed))
+                .map_err(|_| Error::from("W6m: the main thread is gone"))
+        },
+    )?;
+    announce_port(server.local_addr());
+    let mut echoed = 0;
+    let mut per_thread = vec![0u64; threads];
+    for _ in 0..p.connections {
+        let (thread, bytes) = closed
+            .recv()
+            .map_err(|_| Error::from("W6m: every handler is gone"))?;
+        echoed += bytes;
+        per_thread[thread] += 1;
+    }
+    let cpu = cpu_time() - cpu;
+    server.shutdown()?;
+    runtime.shutdown();
+    let mut metrics = w6_server_metrics(p, cpu, echoed);
+    let busiest = per_thread.iter().max().copied().unwrap_or(0);
+    metrics.push(("busiest_thread_conns", busiest as f64));
+    report(&metrics);
     Ok(())
 }
 

@@ -1,5 +1,7 @@
-//! W6's load generator, the same for every system: called as
-//! `bench-load W6 <connections> <round trips> <message bytes> <port>`, it
+//! W6's (and W6m's) load generator, the same for every system: called as
+//! `bench-load W6 <connections> <round trips> <message bytes> <port>` (W6m
+//! has the server's thread count before the port; the port is always the
+//! last argument), it
 //! opens every connection to the echo server on `127.0.0.1:<port>` at once
 //! and, on each, writes a message and reads it back whole (checked),
 //! `round trips` times. Tokio, current-thread runtime, one task per
@@ -16,7 +18,8 @@ use tokio::net::TcpStream;
 fn main() {
     let args = Args::parse();
     let p = EchoParams::of(&args);
-    let port = u16::try_from(args.param(3)).expect("a port");
+    let port = args.params.last().and_then(|&p| u16::try_from(p).ok());
+    let port = port.expect("the port, last");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

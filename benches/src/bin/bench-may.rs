@@ -1,5 +1,7 @@
 //! may's side of the suite: stackful coroutines with one worker thread
-//! (`may::config().set_workers(1)`). See `benches/README.md`.
+//! (`may::config().set_workers(1)`), or as many as the workload's thread
+//! count for the workloads on several cores (W10, W6m). See
+//! `benches/README.md`.
 //!
 //! may has no bounded channel; W3 builds one from `may::sync::mpsc` and a
 //! `may::sync::Semphore` holding the free slots (the usual construction).
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use fuseau_bench::{
     announce_port, cpu_time, localhost, ns_per, report, report_w1, report_w4, report_w5,
-    report_w6_server, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
+    report_w6_server, rss_bytes, w10, w8, Args, EchoParams, W1_ROUNDS,
 };
 use may::coroutine::{yield_now, JoinHandle};
 use may::go;
@@ -26,15 +28,23 @@ fn main() {
         default_hook(info);
         std::process::exit(101);
     }));
-    may::config().set_workers(1);
+    // may's worker count is fixed once it has started: one process, one
+    // count.
+    let workers = match args.workload.as_str() {
+        "W10" => args.param(2) as usize,
+        "W6m" => args.param(3) as usize,
+        _ => 1,
+    };
+    may::config().set_workers(workers);
     let main = go!(move || match args.workload.as_str() {
         "W1" => w1(args.param(0)),
         "W2" => w2(args.param(0)),
         "W3" => w3(args.param(0) as usize, args.param(1)),
         "W4" => w4(args.param(0), Duration::from_millis(args.param(1))),
         "W5" | "W5x" | "W5m" => w5(args.param(0)),
-        "W6" => w6(EchoParams::of(&args)),
+        "W6" | "W6m" => w6(EchoParams::of(&args)),
         "W8" => w8(args.param(0), args.param(1)),
+        "W10" => w10(args.param(0), args.param(1), workers),
         other => panic!("unknown workload {other}"),
     });
     main.join().expect("the benchmark coroutine panicked");
@@ -64,6 +74,27 @@ fn w2(n: u64) {
     a.join().expect("a");
     b.join().expect("b");
     report(&[("ns_per_yield", ns_per(start.elapsed(), n / 2 * 2))]);
+}
+
+/// CPU-bound requests: `requests` coroutines each hashing the same `bytes`
+/// bytes, on the process's `workers` workers, all joined. (No 1-worker
+/// run: may's worker count cannot change in a process.)
+fn w10(requests: u64, bytes: u64, workers: usize) {
+    let data: Arc<[u8]> = w10::data(bytes).into();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..requests)
+        .map(|i| {
+            let data = data.clone();
+            go!(move || w10::request(i, &data))
+        })
+        .collect();
+    let results: Vec<u64> = handles
+        .into_iter()
+        .map(|h| h.join().expect("coroutine"))
+        .collect();
+    let elapsed = start.elapsed();
+    w10::check(&[&results], &data);
+    w10::report_threads_only(workers, elapsed);
 }
 
 /// One producer, one consumer, `n` u64 through a channel bounded to

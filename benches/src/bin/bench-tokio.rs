@@ -1,16 +1,18 @@
 //! Tokio's side of the suite: a current-thread runtime with a `LocalSet`
-//! and `spawn_local` tasks, the fair single-thread peer of fuseau. See
-//! `benches/README.md`.
+//! and `spawn_local` tasks, the fair single-thread peer of fuseau; for the
+//! workloads on several cores (W10, W6m), Tokio's multi-thread runtime and
+//! `tokio::spawn`. See `benches/README.md`.
 
 use std::cell::Cell;
 use std::hint::black_box;
 use std::io::{BufReader, BufWriter};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuseau_bench::{
     announce_port, cpu_time, localhost, ns_per, report, report_w1, report_w4, report_w5,
-    report_w6_server, report_w9, rss_bytes, w8, Args, EchoParams, W1_ROUNDS,
+    report_w6_server, report_w9, rss_bytes, w10, w8, Args, EchoParams, W1_ROUNDS,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -21,6 +23,12 @@ use tokio_util::io::SyncIoBridge;
 
 fn main() {
     let args = Args::parse();
+    // On several threads: the multi-thread runtime.
+    match args.workload.as_str() {
+        "W10" => return w10(args.param(0), args.param(1), args.param(2) as usize),
+        "W6m" => return w6m(EchoParams::of(&args), args.param(3) as usize),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -152,6 +160,28 @@ async fn w6(p: EchoParams) {
     report_w6_server(p, cpu_time() - cpu, echoed);
 }
 
+/// The echo server on a multi-thread runtime of `workers` workers: as W6,
+/// the listener in the `block_on` future (as `#[tokio::main]` runs it),
+/// each connection a `tokio::spawn`ed task.
+fn w6m(p: EchoParams, workers: usize) {
+    let runtime = multi_thread(workers);
+    runtime.block_on(async {
+        let cpu = cpu_time();
+        let listener = TcpListener::bind(localhost(0)).await.expect("bind");
+        announce_port(listener.local_addr().expect("local_addr"));
+        let mut connections = Vec::new();
+        for _ in 0..p.connections {
+            let (stream, _) = listener.accept().await.expect("accept");
+            connections.push(tokio::spawn(echo(stream)));
+        }
+        let mut echoed = 0;
+        for c in connections {
+            echoed += c.await.expect("connection");
+        }
+        report_w6_server(p, cpu_time() - cpu, echoed);
+    });
+}
+
 /// Sends back whatever arrives on `stream` until the peer closes; returns
 /// how many bytes that was.
 async fn echo(mut stream: TcpStream) -> u64 {
@@ -166,6 +196,48 @@ async fn echo(mut stream: TcpStream) -> u64 {
         stream.write_all(&buf[..n]).await.expect("write");
         echoed += n as u64;
     }
+}
+
+/// Tokio's multi-thread runtime with `workers` worker threads.
+fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// CPU-bound requests: `requests` tasks each hashing the same `bytes`
+/// bytes, spawned on a multi-thread runtime of 1 worker, then of
+/// `workers`, and all awaited.
+fn w10(requests: u64, bytes: u64, workers: usize) {
+    let data: Arc<[u8]> = w10::data(bytes).into();
+    let (one, one_time) = w10_on(1, requests, &data);
+    let (many, many_time) = w10_on(workers, requests, &data);
+    w10::check(&[&one, &many], &data);
+    w10::report_times(workers, one_time, many_time);
+}
+
+/// W10 on a multi-thread runtime of `workers` workers: every request
+/// spawned (`tokio::spawn` from the `block_on` future), then every task
+/// awaited in order; the results and the time it took (the runtime's
+/// start-up and shutdown excluded).
+fn w10_on(workers: usize, requests: u64, data: &Arc<[u8]>) -> (Vec<u64>, Duration) {
+    let runtime = multi_thread(workers);
+    runtime.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..requests)
+            .map(|i| {
+                let data = data.clone();
+                tokio::spawn(async move { w10::request(i, &data) })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            results.push(t.await.expect("task"));
+        }
+        (results, start.elapsed())
+    })
 }
 
 /// serde_json over TCP, the Tokio way to run a synchronous crate on async

@@ -1,11 +1,11 @@
 //! The suite's driver: runs the system binaries (`bench-fuseau`,
 //! `bench-tokio`, `bench-may`, built beside it, and `bench-go`, which it
 //! builds from `benches/go/bench.go` when `go` is installed) as child
-//! processes, interleaved (A B C A B C …), pinned to one core, and
-//! summarises each metric as median [min–max] with the ratio fuseau/peer
-//! computed run by run.
-//! For W6 the system binary is an echo server, driven by the shared load
-//! generator `bench-load` pinned to another core.
+//! processes, interleaved (A B C A B C …), pinned to one core (two for the
+//! workloads on several threads, W10 and W6m), and summarises each metric
+//! as median [min–max] with the ratio fuseau/peer computed run by run.
+//! For W6 and W6m the system binary is an echo server, driven by the shared
+//! load generator `bench-load` pinned to the next core when there is one.
 //!
 //! Usage: `cargo run --release -p fuseau-bench -- [--quick] [--runs N]
 //! [--only W1,W3]`. See `benches/README.md`.
@@ -29,6 +29,11 @@ struct Workload {
     /// Whether the system binary is a server driven by the shared load
     /// generator (`bench-load`) instead of running the whole workload.
     served: bool,
+    /// How many CPUs the system process is pinned to: CPUs `0..cpus` (as
+    /// many of them as the machine has). 1 for every workload but those
+    /// that measure several threads. The load generator of a served
+    /// workload goes on the next CPU (see [`Pinning`]).
+    cpus: usize,
     /// With `--quick`, how many measured runs, without a warm-up, when
     /// fewer than the suite's: for a long workload (W5m, seconds per run
     /// and system) that a quick look needs only once. `None`: the suite's
@@ -38,6 +43,10 @@ struct Workload {
 
 /// Every system; Go only when `go` is installed (see [`build_go`]).
 const ALL: &[&str] = &["fuseau", "tokio", "may", "go"];
+
+/// The systems of the workloads on several threads (W10, W6m): Tokio's peer
+/// there is its multi-thread runtime; Go has no such workloads.
+const MULTI: &[&str] = &["fuseau", "tokio", "may"];
 
 /// The binaries Cargo builds: the Rust systems and W6's load generator.
 const RUST_BINS: &[&str] = &["fuseau", "tokio", "may", "load"];
@@ -49,6 +58,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[100_000],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -57,6 +67,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[1_000_000],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -65,6 +76,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[64, 1_000_000],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -73,6 +85,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[10_000, 10],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -81,6 +94,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[30_000],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -89,6 +103,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[100_000],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -97,6 +112,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[1_000_000],
         systems: ALL,
         served: false,
+        cpus: 1,
         quick_runs: Some(1),
     },
     Workload {
@@ -105,6 +121,16 @@ const WORKLOADS: &[Workload] = &[
         params: &[50, 2_000, 64],
         systems: ALL,
         served: true,
+        cpus: 1,
+        quick_runs: None,
+    },
+    Workload {
+        name: "W6m",
+        what: "TCP echo as W6 with the server on 2 threads (fuseau: Runtime + TcpServer::establish_on; Tokio: multi-thread runtime, 2 workers; may: 2 workers), 50 connections × 2 000 round trips of 64 bytes",
+        params: &[50, 2_000, 64, 2],
+        systems: MULTI,
+        served: true,
+        cpus: 2,
         quick_runs: None,
     },
     Workload {
@@ -113,6 +139,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[200_000],
         systems: &["fuseau", "tokio"],
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -121,6 +148,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[200_000],
         systems: &["fuseau", "tokio"],
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -129,6 +157,7 @@ const WORKLOADS: &[Workload] = &[
         params: &[50, 1_000],
         systems: &["fuseau", "tokio", "may"],
         served: false,
+        cpus: 1,
         quick_runs: None,
     },
     Workload {
@@ -137,6 +166,16 @@ const WORKLOADS: &[Workload] = &[
         params: &[300, 3_000, 4],
         systems: &["fuseau", "tokio", "go"],
         served: false,
+        cpus: 1,
+        quick_runs: None,
+    },
+    Workload {
+        name: "W10",
+        what: "CPU-bound requests on CPUs 0-1: 1 000 tasks each hashing 1 MiB (FNV-1a), all joined, on 1 thread then on 2 (fuseau: Runtime; Tokio: multi-thread runtime; may: 2 workers only)",
+        params: &[1_000, 1 << 20, 2],
+        systems: MULTI,
+        served: false,
+        cpus: 2,
         quick_runs: None,
     },
 ];
@@ -187,11 +226,13 @@ type RunResult = Result<BTreeMap<String, f64>, String>;
 
 fn run_one(bin_dir: &Path, taskset: bool, system: &str, w: &Workload) -> RunResult {
     let bin = bin_dir.join(format!("bench-{system}"));
-    let mut cmd = pinned(&bin, 0, taskset);
+    let pinning = Pinning::of(w);
+    let mut cmd = pinned(&bin, &pinning.system, taskset);
     cmd.arg(w.name).args(w.params.iter().map(u64::to_string));
     let cannot_run = |e: std::io::Error| format!("cannot run {}: {e}", bin.display());
     if w.served {
-        return run_served(bin_dir, taskset, Proc::spawn(cmd).map_err(cannot_run)?, w);
+        let server = Proc::spawn(cmd).map_err(cannot_run)?;
+        return run_served(bin_dir, taskset, &pinning.load, server, w);
     }
     parse_result(
         &Proc::spawn(cmd)
@@ -200,17 +241,23 @@ fn run_one(bin_dir: &Path, taskset: bool, system: &str, w: &Workload) -> RunResu
     )
 }
 
-/// A served workload (W6): `server`, a system binary, announces its port
-/// with a line `PORT <port>`; the shared load generator (`bench-load`,
-/// given the workload's parameters and the port), pinned to another core,
+/// A served workload (W6, W6m): `server`, a system binary, announces its
+/// port with a line `PORT <port>`; the shared load generator (`bench-load`,
+/// given the workload's parameters and the port), pinned to `load_cpus`,
 /// drives it; the metrics of both are merged.
-fn run_served(bin_dir: &Path, taskset: bool, server: Proc, w: &Workload) -> RunResult {
+fn run_served(
+    bin_dir: &Path,
+    taskset: bool,
+    load_cpus: &[usize],
+    server: Proc,
+    w: &Workload,
+) -> RunResult {
     let Some(port) = server.wait_line("PORT ") else {
         // The server failed (or hung) before listening: its error.
         return parse_result(&server.finish().map_err(|e| e.to_string())?);
     };
     let bin = bin_dir.join("bench-load");
-    let mut cmd = pinned(&bin, load_cpu(), taskset);
+    let mut cmd = pinned(&bin, load_cpus, taskset);
     cmd.arg(w.name)
         .args(w.params.iter().map(u64::to_string))
         .arg(port.trim());
@@ -361,37 +408,81 @@ impl Proc {
     }
 }
 
-/// A command running `bin` pinned to `cpu`: with `taskset` if it is
+/// Where the processes of one run of a workload go: the CPUs of the system
+/// process, and those of the load generator (served workloads).
+struct Pinning {
+    system: Vec<usize>,
+    load: Vec<usize>,
+}
+
+impl Pinning {
+    /// The system on CPUs `0..w.cpus`, as many as the machine has (at least
+    /// CPU 0); the load generator on the next CPU, CPU `w.cpus`, or, when
+    /// the machine has no such CPU, on the system's CPUs, sharing them.
+    /// W6 (1 CPU) on two cores: server on CPU 0, load on CPU 1. W6m (2 CPUs)
+    /// on two cores: both on CPUs 0-1; on three or more, load on CPU 2.
+    fn of(w: &Workload) -> Pinning {
+        let cores = cores();
+        let system: Vec<usize> = (0..w.cpus.clamp(1, cores)).collect();
+        let load = if cores > w.cpus {
+            vec![w.cpus]
+        } else {
+            system.clone()
+        };
+        Pinning { system, load }
+    }
+}
+
+/// The number of CPUs this process may use (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A CPU set in `taskset -c` form: `0`, `0-1`, `0,2`.
+fn cpu_list(cpus: &[usize]) -> String {
+    match cpus {
+        [first, .., last] if last - first + 1 == cpus.len() => format!("{first}-{last}"),
+        _ => cpus
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// "CPU 0", "CPUs 0-1".
+fn cpu_words(cpus: &[usize]) -> String {
+    let s = if cpus.len() == 1 { "" } else { "s" };
+    format!("CPU{s} {}", cpu_list(cpus))
+}
+
+/// A command running `bin` pinned to `cpus`: with `taskset` if it is
 /// installed, else with `sched_setaffinity` in the child.
-fn pinned(bin: &Path, cpu: usize, taskset: bool) -> Command {
+fn pinned(bin: &Path, cpus: &[usize], taskset: bool) -> Command {
     if taskset {
         let mut c = Command::new("taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(bin);
+        c.arg("-c").arg(cpu_list(cpus)).arg(bin);
         c
     } else {
         let mut c = Command::new(bin);
-        pin_child(&mut c, cpu);
+        pin_child(&mut c, cpus.to_vec());
         c
     }
 }
 
-/// The core of W6's load generator: CPU 1, or CPU 0 (the server's) on a
-/// one-core machine.
-fn load_cpu() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    usize::from(cores > 1)
-}
-
-/// Pins the child to `cpu` with `sched_setaffinity` (used when `taskset`
+/// Pins the child to `cpus` with `sched_setaffinity` (used when `taskset`
 /// is not installed).
-fn pin_child(cmd: &mut Command, cpu: usize) {
+fn pin_child(cmd: &mut Command, cpus: Vec<usize>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only
-    // calls async-signal-safe functions (sched_setaffinity) on a local set.
+    // calls async-signal-safe functions (sched_setaffinity) on a local set;
+    // `cpus` was allocated before the fork, and is only read.
     unsafe {
         cmd.pre_exec(move || {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
+            for &cpu in &cpus {
+                libc::CPU_SET(cpu, &mut set);
+            }
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -462,8 +553,11 @@ fn stats(xs: &[f64]) -> (f64, f64, f64) {
     (median, v[0], v[n - 1])
 }
 
+/// Two decimals for the small figures (speed-ups, µs per round trip), one
+/// for the others.
 fn fmt_stats((median, min, max): (f64, f64, f64)) -> String {
-    format!("{median:.1} [{min:.1}–{max:.1}]")
+    let p = if median.abs() < 10.0 { 2 } else { 1 };
+    format!("{median:.p$} [{min:.p$}–{max:.p$}]")
 }
 
 fn main() {
@@ -506,12 +600,11 @@ fn main() {
     let taskset = has_taskset();
     println!(
         "fuseau bench: {} warm-up + {} runs per workload, systems interleaved, pinned to CPU 0 \
-         (W6's load generator to CPU {}) ({})",
+         unless a workload says otherwise ({})",
         opts.warmups,
         opts.runs,
-        load_cpu(),
         if taskset {
-            "taskset -c 0"
+            "taskset -c"
         } else {
             "sched_setaffinity"
         }
@@ -528,6 +621,16 @@ fn main() {
             }
         }
         println!("\n{}: {}", w.name, w.what);
+        if w.served || w.cpus > 1 {
+            let pinning = Pinning::of(w);
+            let system = cpu_words(&pinning.system);
+            if w.served {
+                let load = cpu_words(&pinning.load);
+                println!("  (server on {system}, load generator on {load})");
+            } else {
+                println!("  (on {system})");
+            }
+        }
         let (warmups, runs) = match w.quick_runs {
             Some(n) if opts.quick && n < opts.runs => {
                 let s = if n == 1 { "" } else { "s" };
