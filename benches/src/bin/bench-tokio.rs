@@ -145,41 +145,32 @@ async fn w5(n: u64) {
 /// connections, each served by a task sending back whatever has arrived,
 /// until every one has closed.
 async fn w6(p: EchoParams) {
-    let cpu = cpu_time();
-    let listener = TcpListener::bind(localhost(0)).await.expect("bind");
-    announce_port(listener.local_addr().expect("local_addr"));
-    let mut connections = Vec::new();
-    for _ in 0..p.connections {
-        let (stream, _) = listener.accept().await.expect("accept");
-        connections.push(spawn_local(echo(stream)));
-    }
-    let mut echoed = 0;
-    for c in connections {
-        echoed += c.await.expect("connection");
-    }
-    report_w6_server(p, cpu_time() - cpu, echoed);
+    serve_echo(p, |stream| spawn_local(echo(stream))).await;
 }
 
 /// The echo server on a multi-thread runtime of `workers` workers: as W6,
 /// the listener in the `block_on` future (as `#[tokio::main]` runs it),
 /// each connection a `tokio::spawn`ed task.
 fn w6m(p: EchoParams, workers: usize) {
-    let runtime = multi_thread(workers);
-    runtime.block_on(async {
-        let cpu = cpu_time();
-        let listener = TcpListener::bind(localhost(0)).await.expect("bind");
-        announce_port(listener.local_addr().expect("local_addr"));
-        let mut connections = Vec::new();
-        for _ in 0..p.connections {
-            let (stream, _) = listener.accept().await.expect("accept");
-            connections.push(tokio::spawn(echo(stream)));
-        }
-        let mut echoed = 0;
-        for c in connections {
-            echoed += c.await.expect("connection");
-        }
-        report_w6_server(p, cpu_time() - cpu, echoed);
-    });
+    multi_thread(workers).block_on(serve_echo(p, |stream| tokio::spawn(echo(stream))));
+}
+
+/// W6's server: accepts `p.connections` connections, each served by a task
+/// that `spawn` starts, and reports once every one has closed.
+async fn serve_echo(p: EchoParams, spawn: impl Fn(TcpStream) -> tokio::task::JoinHandle<u64>) {
+    let cpu = cpu_time();
+    let listener = TcpListener::bind(localhost(0)).await.expect("bind");
+    announce_port(listener.local_addr().expect("local_addr"));
+    let mut connections = Vec::new();
+    for _ in 0..p.connections {
+        let (stream, _) = listener.accept().await.expect("accept");
+        connections.push(spawn(stream));
+    }
+    let mut echoed = 0;
+    for c in connections {
+        echoed += c.await.expect("connection");
+    }
+    report_w6_server(p, cpu_time() - cpu, echoed);
 }
 
 /// Sends back whatever arrives on `stream` until the peer closes; returns
