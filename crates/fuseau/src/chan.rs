@@ -171,7 +171,7 @@ impl From<TryRecvError> for Error {
     }
 }
 
-fn closed() -> Error {
+pub(crate) fn closed() -> Error {
     Error::new(ErrorKind::Closed, "the channel is closed")
 }
 

@@ -47,6 +47,8 @@
 //! | [`select!`](crate::select!) | as `select`; the first branch runs with the error |
 //! | [`Chan::send`](crate::Chan::send) | the value is dropped, unsent |
 //! | [`Chan::recv`](crate::Chan::recv) | nothing is taken |
+//! | [`SharedChan::send`](crate::SharedChan::send) (in a fiber) | the value is dropped, unsent |
+//! | [`SharedChan::recv`](crate::SharedChan::recv) (in a fiber) | nothing is taken |
 //! | `fuseau_tokio::await_future` | the future is dropped |
 //! | `fuseau_tokio::io::{read, write_once, write}` | nothing more is read or written |
 //! | `Read`/`Write` of `fuseau_tokio::iostream::{In, Out}` | an `io::Error` of kind `Other` wrapping the fiber's error (never `Interrupted`) |

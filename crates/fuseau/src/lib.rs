@@ -100,7 +100,9 @@
 //! suspends; a woken fiber is queued, never switched to directly. So a
 //! program's interleaving is deterministic. Fibers never move to another
 //! thread (the handles are `!Send`); [`SchedulerHandle`] and
-//! [`Wakeup::to_waker`] reach a scheduler from other threads.
+//! [`Wakeup::to_waker`] reach a scheduler from other threads, and a
+//! [`SharedChan`] carries values between fibers of different threads (and
+//! plain threads, which block on it where fibers suspend).
 //!
 //! ## Panics and teardown
 //!
@@ -152,7 +154,8 @@
 // The layers, from the bottom (each module imports only from the layers
 // below it; `../shared/tools/module-cycles` checks it):
 // L0: errors, ids, the stack pool, the context switch, timers, the event
-//     loop trait, cross-thread primitives.
+//     loop trait, cross-thread primitives (and the claim word built on them).
+mod claim;
 mod error;
 mod event_loop;
 mod id;
@@ -178,6 +181,7 @@ mod local;
 mod loom_tests;
 mod pool;
 mod remote;
+mod shared_chan;
 pub mod time;
 // L4: running a scheduler on a plain thread; tests that use every layer.
 mod block_on;
@@ -200,6 +204,7 @@ pub use remote::{spawn_from_anywhere, RemoteFiber};
 pub use scheduler::{
     schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
+pub use shared_chan::{SharedChan, SharedRecvEvent, SharedSendEvent};
 pub use task::Wakeup;
 pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};
 

@@ -1,6 +1,7 @@
 //! Model checks, with loom, of the code that other threads touch: the
 //! scheduler's inbox ([`Inbox`]), the result slot of remote fibers
-//! ([`Shared`]) and [`BufPool`].
+//! ([`Shared`]), [`BufPool`], and [`SharedChan`] with the claim word of a
+//! wait ([`Claim`]).
 //!
 //! Compiled only with `RUSTFLAGS="--cfg loom"`, which swaps the primitives of
 //! `crate::sync` for loom's. Run them (as `.ci/run` does) with:
@@ -14,6 +15,14 @@
 //! `LOOM_MAX_PREEMPTIONS`), which keeps the whole run within seconds while
 //! covering the interleavings these protocols depend on.
 //!
+//! The `SharedChan` models drive a wait the way a fiber's `select` does
+//! (`event/mod.rs`, `task/wait.rs`), with no fiber: a claim word whose
+//! waker unparks the waiting thread, an entry per branch
+//! (`SharedChan::register`), the park, the end of the claim, then the
+//! unregistrations and the claimed branch's value; other threads complete
+//! branches with `try_send`/`try_recv`, as fibers on other schedulers do.
+//! Plain threads use `send`/`recv`, whose blocking path is the real one.
+//!
 //! The tests drive `Inbox` the way the scheduler does (`scheduler.rs`):
 //! its thread drains the inbox, then parks until an unpark; other threads
 //! push (`wake`, `send`) then unpark. A message pushed but never seen shows
@@ -26,6 +35,8 @@ use std::task::{Wake, Waker};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 
+use crate::chan::{TryRecvError, TrySendError};
+use crate::claim::Claim;
 use crate::error::{Error, ErrorKind};
 use crate::event_loop::Unpark;
 use crate::id::FiberId;
@@ -33,6 +44,7 @@ use crate::inbox::{Inbox, Message};
 use crate::pool::BufPool;
 use crate::remote::{spawn_from_anywhere, Shared};
 use crate::scheduler::SchedulerHandle;
+use crate::shared_chan::SharedChan;
 use crate::sync::{lock, Condvar, Mutex};
 
 /// Runs `f` under loom with bounded preemptions.
@@ -349,5 +361,201 @@ fn loom_buf_pool_acquire_recycle() {
         // What the pool keeps is clean.
         let buf = pool.acquire();
         assert!(buf.is_empty() && buf.capacity() >= BUF_SIZE);
+    });
+}
+
+/// A wait of a simulated fiber: its claim word, whose waker unparks it.
+struct Waiting {
+    claim: Arc<Claim>,
+    wake: Arc<WakeParker>,
+}
+
+impl Waiting {
+    fn new() -> Waiting {
+        let wake = Arc::new(WakeParker {
+            woken: AtomicBool::new(false),
+            parker: Parker::new(),
+        });
+        Waiting {
+            claim: Arc::new(Claim::new(Waker::from(wake.clone()))),
+            wake,
+        }
+    }
+
+    /// Parks until woken (a claimer wakes after its claim).
+    fn park(&self) {
+        while !self.wake.woken.load(Ordering::SeqCst) {
+            self.wake.parker.park();
+        }
+    }
+}
+
+/// A value handed over to a select's branch racing the fiber's
+/// cancellation (which ends its wait): the value is delivered (the claim
+/// wins, and the fiber reports it) or stays with the sender, never both,
+/// never lost.
+#[test]
+fn loom_shared_hand_over_vs_cancellation() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(0);
+        let fiber = Waiting::new();
+        let id = chan
+            .register(true, fiber.claim.clone(), 0, None)
+            .unwrap_or_else(|_| panic!("nothing is ready"));
+        let c = chan.clone();
+        let sender = thread::spawn(move || c.try_send(1));
+        // Cancelled: the wait ends, without waiting for anything.
+        let claimed = fiber.claim.end();
+        assert_eq!(chan.unregister(true, id), None);
+        let got = chan.take_handed(id);
+        let sent = sender.join().unwrap();
+        match claimed {
+            Some(0) => {
+                assert_eq!(got, Some(1));
+                assert_eq!(sent, Ok(()));
+            }
+            None => {
+                assert_eq!(got, None);
+                assert_eq!(sent, Err(TrySendError::Full(1)), "nobody waits");
+            }
+            other => panic!("claimed by {other:?}"),
+        }
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// Two senders, on two threads, each complete one branch of a select that
+/// waits on two channels: exactly one branch is claimed, the fiber is
+/// woken and reports it, and the other value stays with its sender.
+#[test]
+fn loom_shared_two_senders_one_select() {
+    model(|| {
+        let a = SharedChan::<u32>::bounded(0);
+        let b = SharedChan::<u32>::bounded(0);
+        let fiber = Waiting::new();
+        let ids = [
+            a.register(true, fiber.claim.clone(), 0, None),
+            b.register(true, fiber.claim.clone(), 1, None),
+        ]
+        .map(|id| id.unwrap_or_else(|_| panic!("nothing is ready")));
+        let senders =
+            [(a.clone(), 10), (b.clone(), 20)].map(|(c, v)| thread::spawn(move || c.try_send(v)));
+        fiber.park();
+        let branch = fiber.claim.end().expect("woken by a claim");
+        assert_eq!(a.unregister(true, ids[0]), None);
+        assert_eq!(b.unregister(true, ids[1]), None);
+        let chans = [&a, &b];
+        let got = chans[branch as usize].take_handed(ids[branch as usize]);
+        assert_eq!(got, Some(10 * (branch + 1)));
+        let other = 1 - branch as usize;
+        assert_eq!(chans[other].take_handed(ids[other]), None);
+        let sent = senders.map(|s| s.join().unwrap().is_ok());
+        assert_eq!(sent, [branch == 0, branch == 1]);
+    });
+}
+
+/// A select that offers a value on a shared channel (branch 0) and waits
+/// on a local one (branch 1): a receiver on another thread races a local
+/// claim of branch 1. One wins; a value taken is reported sent, a value not
+/// taken comes back.
+#[test]
+fn loom_shared_remote_take_vs_local_claim() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(0);
+        let fiber = Waiting::new();
+        let id = chan
+            .register(false, fiber.claim.clone(), 0, Some(5))
+            .unwrap_or_else(|_| panic!("nothing is ready"));
+        let c = chan.clone();
+        let receiver = thread::spawn(move || c.try_recv());
+        let local_won = fiber.claim.try_claim(1);
+        let branch = fiber.claim.end();
+        let back = chan.unregister(false, id);
+        let got = receiver.join().unwrap();
+        if local_won {
+            assert_eq!(branch, Some(1));
+            assert_eq!(back, Some(5), "the unsent value comes back");
+            assert_eq!(got, Err(TryRecvError::Empty));
+        } else {
+            assert_eq!(branch, Some(0));
+            assert_eq!(back, None, "taken");
+            assert_eq!(got, Ok(5));
+        }
+    });
+}
+
+/// A waiter registering while another thread makes the channel ready: the
+/// registration sees it (rule 5 of `shared_chan.rs`) or the sender sees the
+/// waiter; the wait never misses the value.
+#[test]
+fn loom_shared_registration_vs_send() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(1);
+        let c = chan.clone();
+        let sender = thread::spawn(move || c.try_send(3));
+        // The fiber polled (nothing) before the send, and registers now.
+        let fiber = Waiting::new();
+        let got = match chan.register(true, fiber.claim.clone(), 0, None) {
+            // Ready after all: the fiber polls again.
+            Err(None) => chan.try_recv().ok(),
+            Err(Some(_)) => unreachable!("a receiver offers nothing"),
+            Ok(id) => {
+                fiber.park();
+                let claimed = fiber.claim.end();
+                assert_eq!(chan.unregister(true, id), None);
+                assert_eq!(claimed, Some(0), "woken by the hand-over");
+                chan.take_handed(id)
+            }
+        };
+        assert_eq!(got, Some(3));
+        assert_eq!(sender.join().unwrap(), Ok(()));
+    });
+}
+
+/// Plain threads on both ends of a rendezvous: the blocking paths hand
+/// the value over and wake each other.
+#[test]
+fn loom_shared_rendezvous_between_blocked_threads() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(0);
+        let c = chan.clone();
+        let sender = thread::spawn(move || c.send(7));
+        assert_eq!(chan.recv().unwrap(), 7);
+        sender.join().unwrap().unwrap();
+    });
+}
+
+/// A close racing a receiver that blocks: it is woken, and drains what is
+/// buffered before it sees `Closed`.
+#[test]
+fn loom_shared_close_vs_blocked_receiver() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(1);
+        let c = chan.clone();
+        let receiver = thread::spawn(move || (c.recv(), c.recv()));
+        chan.try_send(1).unwrap();
+        chan.close();
+        let (first, second) = receiver.join().unwrap();
+        assert_eq!(first.unwrap(), 1);
+        assert_eq!(second.unwrap_err().kind(), ErrorKind::Closed);
+    });
+}
+
+/// A close racing a sender that blocks on a full channel: it fails with
+/// `Closed`, its value is not sent, and the buffered value stays.
+#[test]
+fn loom_shared_close_vs_blocked_sender() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(1).unwrap();
+        let c = chan.clone();
+        let sender = thread::spawn(move || c.send(2));
+        chan.close();
+        assert_eq!(
+            sender.join().unwrap().unwrap_err().kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(chan.try_recv(), Ok(1));
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Closed));
     });
 }

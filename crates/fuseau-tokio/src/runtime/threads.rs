@@ -6,7 +6,7 @@
 //! runtime with a `LocalSet` and a fuseau scheduler (exactly what
 //! [`main`](crate::main) runs on one thread). Work is *placed* on a thread
 //! when it is spawned and stays there; threads talk through `Send` values:
-//! [`RemoteFiber`]s, `SharedChan`s, Tokio's channels.
+//! [`RemoteFiber`]s, [`SharedChan`](fuseau::SharedChan)s, Tokio's channels.
 //!
 //! # How a worker thread lives
 //!
@@ -57,7 +57,7 @@ use fuseau::{
 /// `main` runs every fiber on the calling thread: one core, deterministic
 /// order, no `Send` bounds. A `Runtime` uses several cores; what crosses
 /// threads must be `Send` (the closures given to `spawn`, their results,
-/// channels between threads such as `SharedChan`),
+/// channels between threads such as [`SharedChan`](fuseau::SharedChan)),
 /// and the order between fibers of different threads is not deterministic.
 /// Use it for servers and CPU-heavy work that should scale with the cores.
 ///

@@ -18,8 +18,10 @@
 //!    fiber-blocking function), every registration is undone and the loop
 //!    starts over at 2, since something may have become ready meanwhile
 //!    with nobody registered to notice;
-//! 6. the fiber parks; when it wakes, every registration is undone (on
-//!    every path: a guard does it, also when an event's `wait` panics);
+//! 6. the fiber parks; when it wakes, every registration is undone and the
+//!    wait is ended, so that nothing can claim it any more, from this
+//!    thread or another (on every path: a guard does it, also when an
+//!    event's `wait` panics);
 //! 7. a branch that claimed the wait (a channel handed it a value) wins;
 //!    else a cancellation is returned; else the loop starts over at 2.
 
@@ -108,12 +110,42 @@ pub(crate) trait Waitable {
     fn unregister(&mut self);
 }
 
-/// Undoes the registrations when dropped, on every path out of a wait.
-struct Registered<'a, W: Waitable + ?Sized>(&'a mut W);
+/// The registrations of one wait: [`finish`](Registered::finish) undoes
+/// them and ends the wait; dropped unfinished (an event's `wait` or the
+/// park unwinding), it does the same.
+struct Registered<'a, W: Waitable + ?Sized> {
+    set: &'a mut W,
+    me: &'a Task,
+    /// The wait they belong to.
+    epoch: u64,
+}
+
+impl<'a, W: Waitable + ?Sized> Registered<'a, W> {
+    /// Registers every event of `set` with a wake-up of `me`'s current wait.
+    fn new(set: &'a mut W, me: &'a Task) -> Self {
+        let registered = Registered {
+            set,
+            me,
+            epoch: me.epoch(),
+        };
+        registered.set.register(me);
+        registered
+    }
+
+    /// Undoes every registration, then ends the wait: from now on no branch
+    /// can claim it, from this thread or another. Returns the branch that
+    /// claimed it, if one did.
+    fn finish(self) -> Option<usize> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.set.unregister();
+        this.me.end_wait(this.epoch)
+    }
+}
 
 impl<W: Waitable + ?Sized> Drop for Registered<'_, W> {
     fn drop(&mut self) {
-        self.0.unregister();
+        self.set.unregister();
+        self.me.end_wait(self.epoch);
     }
 }
 
@@ -132,18 +164,22 @@ pub(crate) fn wait_on<W: Waitable + ?Sized>(me: &Task, set: &mut W) -> Result<W:
         if let Some(out) = set.poll() {
             return Ok(out);
         }
-        let claimed = {
-            let registered = Registered(&mut *set);
-            registered.0.register(me);
-            if me.switches() != switches {
-                continue;
-            }
-            me.park()
-        };
+        let registered = Registered::new(&mut *set, me);
+        // A `poll` or `wait` that suspended the fiber: something may have
+        // become ready meanwhile with nobody registered to notice, so the
+        // events are polled again rather than parked on (a branch that
+        // claimed the wait meanwhile, from another thread, still wins).
+        let parked = me.switches() == switches;
+        if parked {
+            me.park();
+        }
+        let claimed = registered.finish();
         if let Some(out) = claimed.and_then(|branch| set.poll_claimed(branch)) {
             return Ok(out);
         }
-        me.cancelled()?;
+        if parked {
+            me.cancelled()?;
+        }
     }
 }
 

@@ -248,7 +248,7 @@ pub fn select_index(branches: &mut [&mut dyn DynBranch]) -> Result<usize> {
 /// Branches, separated by commas (optional after a block):
 ///
 /// - `recv(chan) -> v => expr`: receives from `chan` (anything with an
-///   `ev_recv` method: [`Chan`](crate::Chan));
+///   `ev_recv` method: [`Chan`](crate::Chan), [`SharedChan`](crate::SharedChan));
 /// - `send(chan, value) -> r => expr`: sends `value` on `chan` (`ev_send`);
 /// - `ev(event) -> v => expr`: waits for any [`Event`]
 ///   ([`ev_timeout`](crate::ev_timeout), [`ev_future`](crate::ev_future) …).

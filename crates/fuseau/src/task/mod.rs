@@ -32,10 +32,11 @@
 //! One [`Cell<u32>`](std::cell::Cell) (`state.rs`): the stage (not started,
 //! running, suspended, finishing, done) and the flags `QUEUED`, `WOKEN`,
 //! `CANCELLED`, `UNWINDING`, `YIELDED`, `DEADLINE`, `STARTED`,
-//! `PROPAGATE`, `RESUMED_PANICKING`. Every transition is a method in
-//! `state.rs`; nobody else flips bits. The hot paths read only this word:
-//! the cancellation error itself is read on the slow path, once `CANCELLED`
-//! is set.
+//! `PROPAGATE`, `RESUMED_PANICKING`, `SHARED_CLAIMS`. Every transition is
+//! a method in `state.rs`; nobody else flips bits. The hot paths read only
+//! this word: the cancellation error itself is read on the slow path, once
+//! `CANCELLED` is set (and a wait's cross-thread claim word once
+//! `SHARED_CLAIMS` is).
 //!
 //! # Ownership rules
 //!
@@ -57,6 +58,12 @@
 //!    `WOKEN`, so it cannot be lost.
 //! 5. The fiber knows its scheduler only through the [`Schedule`] trait:
 //!    this module imports nothing from the scheduler.
+//! 6. Other threads never touch the record. A wait that other threads may
+//!    complete (a `SharedChan` operation in it) publishes a claim word
+//!    (`crate::claim`), an `Arc` kept in the extras and shared with the
+//!    channels' queues: other threads CAS that word and wake the fiber
+//!    through its `Waker` (the inbox), and the fiber's own thread reads the
+//!    outcome from the word when the wait ends (`wait.rs`).
 
 mod rc;
 mod state;
@@ -81,7 +88,7 @@ pub(crate) use state::Stage;
 pub(crate) use tree::{body_finished, cancel, fail, link, never_run, try_complete};
 pub(crate) use wait::forbid_waits;
 pub use wait::Wakeup;
-pub(crate) use waker::{register_local, unregister_local, RemoteWakeup};
+pub(crate) use waker::{register_local, scheduler_on_this_thread, unregister_local, RemoteWakeup};
 
 /// What a fiber needs from its scheduler: the seam between the fiber record
 /// and the scheduler (as `Schedule` in tokio's task module).
@@ -198,6 +205,9 @@ pub(crate) struct Extras {
     /// Deadline timers (`cancel_after`): checked at suspension points,
     /// disarmed when the fiber is done.
     deadlines: Vec<TimerKey>,
+    /// The cross-thread claim words of the fiber's waits (`wait.rs`),
+    /// boxed: only fibers that wait on `SharedChan`s ever have them.
+    shared_waits: Option<Box<wait::SharedWaits>>,
 }
 
 /// How a fiber was cancelled and how it failed. Read on slow paths only:

@@ -14,6 +14,7 @@
 //! | `STARTED` | the body starts running | never |
 //! | `PROPAGATE` | spawn, from `propagate_cancel_to_parent` | never |
 //! | `RESUMED_PANICKING` | [`State::resume`], when the thread is panicking | the next resume |
+//! | `SHARED_CLAIMS` | a wait publishes a cross-thread claim word (`wait.rs`) | the end of the last such wait |
 
 use std::cell::Cell;
 
@@ -42,6 +43,11 @@ pub(crate) const DEADLINE: u32 = 1 << 8;
 pub(crate) const STARTED: u32 = 1 << 9;
 pub(crate) const PROPAGATE: u32 = 1 << 10;
 pub(crate) const RESUMED_PANICKING: u32 = 1 << 11;
+/// Some wait of the fiber has a cross-thread claim word (`crate::claim`)
+/// that is not ended yet: local claims and the end of a wait must consult
+/// it. Never set for fibers that use only local events, whose hot paths
+/// test this bit and nothing more.
+pub(crate) const SHARED_CLAIMS: u32 = 1 << 12;
 
 /// The flags that send a suspension point to its slow path.
 pub(crate) const CHECKPOINT_SLOW: u32 = CANCELLED | UNWINDING | DEADLINE;
@@ -153,6 +159,16 @@ impl State {
     /// again.
     pub(crate) fn unwind(&self) {
         self.set(UNWINDING);
+    }
+
+    /// A wait published a cross-thread claim word.
+    pub(crate) fn set_shared_claims(&self) {
+        self.set(SHARED_CLAIMS);
+    }
+
+    /// The last cross-thread claim word was ended.
+    pub(crate) fn clear_shared_claims(&self) {
+        self.clear(SHARED_CLAIMS);
     }
 
     pub(crate) fn set_deadline(&self) {

@@ -166,6 +166,7 @@ pub(crate) fn try_complete(task: &Task) {
             deadlines,
             locals,
             next_callback: _,
+            shared_waits: _,
         } = extras;
         if let Some(sched) = &sched {
             for key in deadlines {

@@ -10,10 +10,14 @@
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Waker;
 
-use super::state::{Stage, CANCELLED, CHECKPOINT_SLOW, DEADLINE, RESUMED_PANICKING, UNWINDING};
+use super::state::{
+    Stage, CANCELLED, CHECKPOINT_SLOW, DEADLINE, RESUMED_PANICKING, SHARED_CLAIMS, UNWINDING, WOKEN,
+};
 use super::{tree, Origin, Task};
+use crate::claim::Claim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::FiberId;
 
@@ -92,9 +96,42 @@ impl Wakeup {
         if !waiting || h.epoch.get() != self.epoch || h.claimed.get().is_some() {
             return false;
         }
+        if h.state.has(SHARED_CLAIMS) {
+            return self.claim_shared();
+        }
         h.claimed.set(Some(self.branch));
         self.wake();
         true
+    }
+
+    /// [`claim`](Wakeup::claim) in a fiber with claim words: the wait may
+    /// be claimed from other threads too, and its word (if it has one)
+    /// decides. (Out of line, so that the common case stays a leaf.)
+    #[cold]
+    #[inline(never)]
+    fn claim_shared(&self) -> bool {
+        if !self.task.claim_word(self.epoch, self.branch) {
+            return false;
+        }
+        self.task.header().claimed.set(Some(self.branch));
+        self.wake();
+        true
+    }
+
+    /// The claim word of this wake-up's wait, for an event that other
+    /// threads may complete (`crate::claim`), and the branch to claim it
+    /// for. Made on first use (the first such event of the wait), then
+    /// shared by every branch of the wait. For a wake-up whose wait is over
+    /// (an event driven by hand), a word that nothing can claim.
+    pub(crate) fn shared_claim(&self) -> (Arc<Claim>, u32) {
+        let h = self.task.header();
+        let current = h.epoch.get() == self.epoch && h.state.stage() == Stage::Running;
+        let claim = if current {
+            self.task.publish_claim()
+        } else {
+            Arc::new(Claim::ended())
+        };
+        (claim, self.branch)
     }
 
     /// The id of the fiber this wakes.
@@ -121,6 +158,26 @@ impl fmt::Debug for Wakeup {
             .field("epoch", &self.epoch)
             .field("branch", &self.branch)
             .finish()
+    }
+}
+
+/// The cross-thread claim words of a fiber's waits (in its extras).
+#[derive(Default)]
+pub(crate) struct SharedWaits {
+    /// The words of the waits that are not ended yet, by epoch
+    /// (`SHARED_CLAIMS` is set while this is not empty). Usually one; more
+    /// only while a wait runs inside another (an event's `poll` that
+    /// suspended the fiber).
+    claims: Vec<(u64, Arc<Claim>)>,
+    /// An ended word, kept for the next wait to reuse if nothing else holds
+    /// it by then (`crate::claim` rule 4).
+    spare: Option<Arc<Claim>>,
+}
+
+impl SharedWaits {
+    /// The word of wait `epoch`, if it has one.
+    fn find(&self, epoch: u64) -> Option<&(u64, Arc<Claim>)> {
+        self.claims.iter().find(|(ep, _)| *ep == epoch)
     }
 }
 
@@ -175,16 +232,137 @@ impl Task {
 
     /// Suspends the running fiber until a wake-up of the current wait or a
     /// cancellation. Returns at once, without suspending, if a wake-up or a
-    /// claim already arrived while it was running, or if it is cancelled.
-    /// Returns the branch that claimed the wait, if one did.
+    /// claim (from this thread or another) already arrived while it was
+    /// running, or if it is cancelled. Returns the branch that claimed the
+    /// wait locally, if one did (waits with events that other threads may
+    /// complete learn their outcome from [`end_wait`](Task::end_wait)).
     pub(crate) fn park(&self) -> Option<usize> {
         let h = self.header();
-        let woken = h.state.has(super::state::WOKEN) || h.claimed.get().is_some();
+        let woken = h.state.has(WOKEN)
+            || h.claimed.get().is_some()
+            || (h.state.has(SHARED_CLAIMS) && self.claimed_from_afar());
         if !woken && !h.state.has(CANCELLED | UNWINDING) {
             h.state.suspend();
             self.switch_out();
         }
         h.claimed.get().map(|branch| branch as usize)
+    }
+
+    /// Ends wait `epoch`: the current wait, or one that a wait nested in it
+    /// (an event's `poll` that suspended) has replaced. Its claim word, if
+    /// it has one, is ended, so that nothing can claim the wait any more.
+    /// Returns the branch that claimed the wait, if one did (on this thread
+    /// or another). Idempotent.
+    #[inline]
+    pub(crate) fn end_wait(&self, epoch: u64) -> Option<usize> {
+        let h = self.header();
+        let local = if h.epoch.get() == epoch {
+            h.claimed.get()
+        } else {
+            // Replaced by a nested wait, during which no local claim of it
+            // could succeed (its epoch was not current).
+            None
+        };
+        if h.state.has(SHARED_CLAIMS) {
+            return self.end_shared_wait(epoch, local);
+        }
+        local.map(|branch| branch as usize)
+    }
+
+    #[cold]
+    fn end_shared_wait(&self, epoch: u64, local: Option<u32>) -> Option<usize> {
+        let h = self.header();
+        let ended = h.with_extras(|e| {
+            let waits = e.shared_waits.as_deref_mut()?;
+            let i = waits.claims.iter().position(|(ep, _)| *ep == epoch)?;
+            let (_, claim) = waits.claims.swap_remove(i);
+            let branch = claim.end();
+            let replaced = waits.spare.replace(claim);
+            Some((branch, waits.claims.is_empty(), replaced))
+        });
+        let Some((branch, none_left, replaced)) = ended else {
+            return local.map(|b| b as usize);
+        };
+        drop(replaced);
+        if none_left {
+            h.state.clear_shared_claims();
+        }
+        // A local claim CASed the word too, so both agree when both exist.
+        debug_assert!(local.is_none() || branch == local, "two branches claimed");
+        if branch.is_some() && h.epoch.get() == epoch {
+            h.claimed.set(branch);
+        }
+        branch.or(local).map(|b| b as usize)
+    }
+
+    /// `true` if another thread claimed the current wait.
+    #[cold]
+    fn claimed_from_afar(&self) -> bool {
+        let h = self.header();
+        let epoch = h.epoch.get();
+        h.read_extras(|e| {
+            let (_, claim) = e.shared_waits.as_deref()?.find(epoch)?;
+            claim.claimed_branch()
+        })
+        .is_some()
+    }
+
+    /// A local claim of branch `branch` of wait `epoch`, in a fiber with
+    /// claim words: `false` if the wait's word was claimed (or ended)
+    /// already. A wait without a word (only local events) is claimed
+    /// locally alone.
+    fn claim_word(&self, epoch: u64, branch: u32) -> bool {
+        self.header()
+            .read_extras(|e| {
+                let (_, claim) = e.shared_waits.as_deref()?.find(epoch)?;
+                Some(claim.try_claim(branch))
+            })
+            .unwrap_or(true)
+    }
+
+    /// The claim word of the current wait (the running fiber's), made and
+    /// published on first use: a spare one is reused if nothing else holds
+    /// it (`crate::claim` rule 4). Made claimed already if a local claim of
+    /// this wait came first.
+    fn publish_claim(&self) -> Arc<Claim> {
+        let h = self.header();
+        let epoch = h.epoch.get();
+        if h.state.has(SHARED_CLAIMS) {
+            let published = h.read_extras(|e| {
+                let (_, claim) = e.shared_waits.as_deref()?.find(epoch)?;
+                Some(claim.clone())
+            });
+            if let Some(claim) = published {
+                return claim;
+            }
+        }
+        let mut spare = h.with_extras(|e| e.shared_waits.as_deref_mut()?.spare.take());
+        match spare.as_mut().and_then(Arc::get_mut) {
+            // Its old waker goes first, so that the fiber's cached waker is
+            // free for reuse by `waker()` below.
+            Some(unique) => unique.reset(Waker::noop().clone(), None),
+            None => spare = None,
+        }
+        let waker = self.waker();
+        let claimed = h.claimed.get();
+        let claim = match spare {
+            Some(mut claim) => {
+                Arc::get_mut(&mut claim)
+                    .expect("unique (checked above)")
+                    .reset(waker, claimed);
+                claim
+            }
+            None => Arc::new(match claimed {
+                Some(branch) => Claim::claimed(waker, branch),
+                None => Claim::new(waker),
+            }),
+        };
+        h.with_extras(|e| {
+            let waits = e.shared_waits.get_or_insert_with(Box::default);
+            waits.claims.push((epoch, claim.clone()));
+        });
+        h.state.set_shared_claims();
+        claim
     }
 
     /// Puts the running fiber at the back of the run queue and switches to

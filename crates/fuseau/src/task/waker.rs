@@ -49,6 +49,18 @@ pub(crate) fn unregister_local(inbox: &Arc<Inbox>) {
     });
 }
 
+/// `true` if a scheduler lives on this thread (a thread that would stall
+/// its fibers if it blocked outside them).
+pub(crate) fn scheduler_on_this_thread() -> bool {
+    ON_THIS_THREAD
+        .try_with(|s| {
+            s.try_borrow().map_or(true, |s| {
+                s.iter().any(|(_, sched)| sched.strong_count() > 0)
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// The scheduler of `inbox`, if it lives on this thread.
 fn local_scheduler(inbox: &Arc<Inbox>) -> Option<Rc<dyn Schedule>> {
     let address = Arc::as_ptr(inbox) as usize;

@@ -252,7 +252,12 @@ pub(crate) fn select_now<R>(mut branches: Vec<fuseau::When<'_, R>>) -> Result<Op
 /// Counts blocked senders and receivers of a channel, from its `Debug`
 /// output (the only place they are observable).
 pub(crate) fn waiters<T>(chan: &fuseau::Chan<T>) -> (usize, usize) {
-    let text = format!("{chan:?}");
+    waiters_of(&format!("{chan:?}"))
+}
+
+/// Blocked senders and receivers, from the `Debug` output of a channel
+/// (`Chan` or `SharedChan`).
+pub(crate) fn waiters_of(text: &str) -> (usize, usize) {
     let field = |name: &str| -> usize {
         let start = text
             .find(name)
