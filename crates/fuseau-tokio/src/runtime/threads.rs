@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use atomic_waker::AtomicWaker;
 use fuseau::{
     await_event, spawn_from_anywhere, CancelHandle, Config, Error, ErrorKind, Event, RemoteFiber,
     Result, Scheduler, SchedulerHandle, Wakeup,
@@ -547,7 +546,7 @@ impl Drop for Placed {
 #[derive(Default)]
 struct Stop {
     stopped: AtomicBool,
-    hosts: std::sync::Mutex<Vec<Arc<AtomicWaker>>>,
+    hosts: std::sync::Mutex<Vec<std::task::Waker>>,
 }
 
 impl Stop {
@@ -555,7 +554,7 @@ impl Stop {
         self.stopped.store(true, Ordering::SeqCst);
         let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         for host in hosts.iter() {
-            host.wake();
+            host.wake_by_ref();
         }
     }
 
@@ -577,13 +576,11 @@ impl Event for StopEvent {
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
-        let waker = Arc::new(AtomicWaker::new());
-        waker.register(&wakeup.to_waker());
         self.stop
             .hosts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(waker);
+            .push(wakeup.to_waker());
         // A signal between `poll` and the registration above did not see
         // this waker: check again (the flag is stored before the wakers are
         // read, both `SeqCst`, under the lock).
