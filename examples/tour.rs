@@ -13,7 +13,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fuseau_tokio::{Builder, Chan, Error, FiberLocal, Result, TrySendError, When};
+use fuseau_tokio::{
+    Builder, Chan, Error, FiberLocal, Result, Runtime, SharedChan, TrySendError, When,
+};
 
 /// Runs the tour. (`pub(crate)` so that the integration test
 /// `crates/fuseau-tokio/tests/tour.rs` can run it too.)
@@ -35,9 +37,13 @@ pub(crate) fn main() -> Result<()> {
         select_with_a_timeout()?;
         awaiting_a_future()?;
         from_another_thread()?;
-        println!("\nThe tour is over.");
         Ok(())
-    })
+    })?;
+    // A `Runtime` is made, and shut down, outside any fiber: shutting down
+    // joins its threads.
+    every_core()?;
+    println!("\nThe tour is over.");
+    Ok(())
 }
 
 fn section(title: &str) {
@@ -430,5 +436,38 @@ fn from_another_thread() -> Result<()> {
     let answer = fuseau_tokio::await_future(done_rx)?.map_err(Error::other)??;
     thread.join().expect("the thread did not panic");
     println!("main fiber: the thread reported {answer}");
+    Ok(())
+}
+
+/// `main` runs every fiber on one thread. A `Runtime` runs a scheduler on
+/// each of several threads; fibers are placed on one (`spawn` picks the
+/// least-loaded, `spawn_on` a given one) and never move. A `SharedChan`
+/// carries values between fibers of any threads: a fiber that waits on it
+/// suspends, and its thread runs its other fibers meanwhile.
+fn every_core() -> Result<()> {
+    section("14. a Runtime: a scheduler per thread, a SharedChan between them");
+    let runtime = Runtime::new(2)?;
+    let chan = SharedChan::bounded(2);
+    let tx = chan.clone();
+    let producer = runtime.spawn_on(0, move || {
+        for i in 1..=5u64 {
+            tx.send(i * i)?; // suspends while the channel is full
+        }
+        tx.close();
+        Ok(Runtime::current_thread())
+    });
+    let consumer = runtime.spawn_on(1, move || {
+        let here = Runtime::current_thread();
+        let mut sum = 0;
+        while let Ok(square) = chan.recv() {
+            println!("consumer on thread {here:?}: received {square}");
+            sum += square;
+        }
+        Ok(sum)
+    });
+    // This plain thread blocks in `join`; a fiber would suspend.
+    println!("producer ran on thread {:?}", producer.join()?);
+    println!("consumer summed {}", consumer.join()?);
+    runtime.shutdown();
     Ok(())
 }

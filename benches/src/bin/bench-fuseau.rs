@@ -18,7 +18,9 @@ use fuseau_bench::{
 };
 use fuseau_tokio::iostream::{In, Out};
 use fuseau_tokio::net::{TcpClient, TcpServer};
-use fuseau_tokio::{await_future, spawn, yield_now, Chan, Error, ErrorKind, Result, Runtime};
+use fuseau_tokio::{
+    await_future, spawn, yield_now, Chan, Error, ErrorKind, Result, Runtime, SharedChan,
+};
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -26,6 +28,8 @@ fn main() -> Result<()> {
     match args.workload.as_str() {
         "W10" => return w10(args.param(0), args.param(1), args.param(2) as usize),
         "W6m" => return w6m(EchoParams::of(&args), args.param(3) as usize),
+        "W6a" => return w6a(EchoParams::of(&args), args.param(3) as usize),
+        "W3s" | "W3a" => return w3s(args.param(0) as usize, args.param(1)),
         _ => {}
     }
     fuseau_tokio::main(move || match args.workload.as_str() {
@@ -105,27 +109,51 @@ fn w3(capacity: usize, n: u64) -> Result<()> {
     let start = Instant::now();
     let chan = Chan::bounded(capacity);
     let tx = chan.clone();
-    let producer = spawn(move || {
-        for i in 0..n {
-            tx.send(i)?;
-        }
-        tx.close();
-        Ok(())
-    });
-    let consumer = spawn(move || {
-        let mut sum = 0u64;
-        loop {
-            match chan.recv() {
-                Ok(x) => sum = sum.wrapping_add(x),
-                Err(e) if e.kind() == ErrorKind::Closed => return Ok(sum),
-                Err(e) => return Err(e),
-            }
-        }
-    });
+    let producer = spawn(move || produce(n, |i| tx.send(i), || tx.close()));
+    let consumer = spawn(move || consume(|| chan.recv()));
     producer.join()?;
     let sum = consumer.join()?;
     report(&[("ns_per_msg", ns_per(start.elapsed(), n))]);
     assert_eq!(sum, n * (n - 1) / 2);
+    Ok(())
+}
+
+/// W3's producer: sends `0..n`, then closes the channel.
+fn produce(n: u64, send: impl Fn(u64) -> Result<()>, close: impl FnOnce()) -> Result<()> {
+    for i in 0..n {
+        send(i)?;
+    }
+    close();
+    Ok(())
+}
+
+/// W3's consumer: the sum of what it receives until the channel is closed.
+fn consume(recv: impl Fn() -> Result<u64>) -> Result<u64> {
+    let mut sum = 0u64;
+    loop {
+        match recv() {
+            Ok(x) => sum = sum.wrapping_add(x),
+            Err(e) if e.kind() == ErrorKind::Closed => return Ok(sum),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// W3 across threads (W3s, W3a): a producer fiber on thread 0 of a
+/// 2-thread `Runtime` and a consumer fiber on thread 1, `n` u64 through a
+/// `SharedChan`.
+fn w3s(capacity: usize, n: u64) -> Result<()> {
+    let runtime = Runtime::new(2)?;
+    let start = Instant::now();
+    let chan = SharedChan::bounded(capacity);
+    let tx = chan.clone();
+    let producer = runtime.spawn_on(0, move || produce(n, |i| tx.send(i), || tx.close()));
+    let consumer = runtime.spawn_on(1, move || consume(|| chan.recv()));
+    producer.join()?;
+    let sum = consumer.join()?;
+    report(&[("ns_per_msg", ns_per(start.elapsed(), n))]);
+    assert_eq!(sum, n * (n - 1) / 2);
+    runtime.shutdown();
     Ok(())
 }
 
@@ -282,6 +310,59 @@ fn w6m(p: EchoParams, threads: usize) -> Result<()> {
     }
     let cpu = cpu_time() - cpu;
     server.shutdown()?;
+    runtime.shutdown();
+    let mut metrics = w6_server_metrics(p, cpu, echoed);
+    let busiest = per_thread.iter().max().copied().unwrap_or(0);
+    metrics.push(("busiest_thread_conns", busiest as f64));
+    report(&metrics);
+    Ok(())
+}
+
+/// W6m's other design for a server on every thread (issue 11: measure
+/// both): one acceptor fiber on thread 0 that hands each accepted socket
+/// (`into_std`) to the least-loaded thread (`RuntimeHandle::spawn`), where a
+/// fiber registers it with that thread's reactor (`from_std`) and echoes.
+fn w6a(p: EchoParams, threads: usize) -> Result<()> {
+    let runtime = Runtime::new(threads)?;
+    let handle = runtime.handle();
+    let (done, closed) = std::sync::mpsc::channel::<(usize, u64)>();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let cpu = cpu_time();
+    let acceptor = runtime.spawn_on(0, move || -> Result<()> {
+        let listener = await_future(tokio::net::TcpListener::bind(localhost(0)))??;
+        port_tx
+            .send(listener.local_addr()?)
+            .map_err(|_| Error::from("W6a: the main thread is gone"))?;
+        loop {
+            let (stream, _peer) = await_future(listener.accept())??;
+            stream.set_nodelay(true)?;
+            let stream = stream.into_std()?;
+            let done = done.clone();
+            drop(handle.spawn(move || {
+                let stream = tokio::net::TcpStream::from_std(stream)?;
+                let (mut input, mut output) = fuseau_tokio::iostream::tcp(stream);
+                let echoed = echo(&mut input, &mut output)?;
+                let thread = Runtime::current_thread().expect("a runtime thread");
+                done.send((thread, echoed))
+                    .map_err(|_| Error::from("W6a: the main thread is gone"))
+            }));
+        }
+    });
+    let addr = port_rx
+        .recv()
+        .map_err(|_| Error::from("W6a: the acceptor failed"))?;
+    announce_port(addr);
+    let mut echoed = 0;
+    let mut per_thread = vec![0u64; threads];
+    for _ in 0..p.connections {
+        let (thread, bytes) = closed
+            .recv()
+            .map_err(|_| Error::from("W6a: every handler is gone"))?;
+        echoed += bytes;
+        per_thread[thread] += 1;
+    }
+    let cpu = cpu_time() - cpu;
+    acceptor.cancel();
     runtime.shutdown();
     let mut metrics = w6_server_metrics(p, cpu, echoed);
     let busiest = per_thread.iter().max().copied().unwrap_or(0);

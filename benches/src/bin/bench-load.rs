@@ -1,6 +1,6 @@
-//! W6's (and W6m's) load generator, the same for every system: called as
-//! `bench-load W6 <connections> <round trips> <message bytes> <port>` (W6m
-//! has the server's thread count before the port; the port is always the
+//! W6's (and W6m's, W6a's) load generator, the same for every system: called
+//! as `bench-load W6 <connections> <round trips> <message bytes> <port>` (W6m
+//! and W6a have the server's thread count before the port; the port is always the
 //! last argument), it
 //! opens every connection to the echo server on `127.0.0.1:<port>` at once
 //! and, on each, writes a message and reads it back whole (checked),

@@ -1,10 +1,11 @@
 //! The suite's driver: runs the system binaries (`bench-fuseau`,
-//! `bench-tokio`, `bench-may`, built beside it, and `bench-go`, which it
-//! builds from `benches/go/bench.go` when `go` is installed) as child
-//! processes, interleaved (A B C A B C …), pinned to one core (two for the
-//! workloads on several threads, W10 and W6m), and summarises each metric
-//! as median [min–max] with the ratio fuseau/peer computed run by run.
-//! For W6 and W6m the system binary is an echo server, driven by the shared
+//! `bench-tokio`, `bench-may`, `bench-threads`, built beside it, and
+//! `bench-go`, which it builds from `benches/go/bench.go` when `go` is
+//! installed) as child processes, interleaved (A B C A B C …), pinned to one
+//! core (two for the workloads on several threads: W3s, W3a, W6m, W6a,
+//! W10), and summarises each metric as median [min–max] with the ratio
+//! fuseau/peer computed run by run.
+//! For W6, W6m and W6a the system binary is an echo server, driven by the shared
 //! load generator `bench-load` pinned to the next core when there is one.
 //!
 //! Usage: `cargo run --release -p fuseau-bench -- [--quick] [--runs N]
@@ -48,8 +49,12 @@ const ALL: &[&str] = &["fuseau", "tokio", "may", "go"];
 /// there is its multi-thread runtime; Go has no such workloads.
 const MULTI: &[&str] = &["fuseau", "tokio", "may"];
 
+/// The systems of the channel workloads across threads (W3s, W3a): plain
+/// threads with crossbeam-channel are the peer with no runtime.
+const ACROSS: &[&str] = &["fuseau", "tokio", "threads"];
+
 /// The binaries Cargo builds: the Rust systems and W6's load generator.
-const RUST_BINS: &[&str] = &["fuseau", "tokio", "may", "load"];
+const RUST_BINS: &[&str] = &["fuseau", "tokio", "may", "threads", "load"];
 
 const WORKLOADS: &[Workload] = &[
     Workload {
@@ -77,6 +82,24 @@ const WORKLOADS: &[Workload] = &[
         systems: ALL,
         served: false,
         cpus: 1,
+        quick_runs: None,
+    },
+    Workload {
+        name: "W3s",
+        what: "W3 across threads on CPUs 0-1: producer and consumer 1 000 000 u64 through a channel of capacity 64 (fuseau: SharedChan, fibers on threads 0 and 1 of a Runtime; Tokio: mpsc, tasks on a multi-thread runtime of 2 workers, which runs both on one worker; threads: crossbeam-channel between 2 threads)",
+        params: &[64, 1_000_000],
+        systems: ACROSS,
+        served: false,
+        cpus: 2,
+        quick_runs: None,
+    },
+    Workload {
+        name: "W3a",
+        what: "W3s with every system's two tasks on two threads (Tokio: mpsc between 2 current-thread runtimes, one per thread; fuseau and threads as in W3s)",
+        params: &[64, 1_000_000],
+        systems: ACROSS,
+        served: false,
+        cpus: 2,
         quick_runs: None,
     },
     Workload {
@@ -129,6 +152,15 @@ const WORKLOADS: &[Workload] = &[
         what: "TCP echo as W6 with the server on 2 threads (fuseau: Runtime + TcpServer::establish_on; Tokio: multi-thread runtime, 2 workers; may: 2 workers), 50 connections × 2 000 round trips of 64 bytes",
         params: &[50, 2_000, 64, 2],
         systems: MULTI,
+        served: true,
+        cpus: 2,
+        quick_runs: None,
+    },
+    Workload {
+        name: "W6a",
+        what: "W6m with fuseau's other design for a server on every thread: one acceptor fiber handing each socket to the least-loaded thread (RuntimeHandle::spawn), against the same Tokio server",
+        params: &[50, 2_000, 64, 2],
+        systems: &["fuseau", "tokio"],
         served: true,
         cpus: 2,
         quick_runs: None,

@@ -468,6 +468,25 @@ pub struct SendEvent<T: 'static> {
 /// A value handed between a waiting fiber's event and the channel.
 type Slot<T> = Rc<Cell<Option<T>>>;
 
+/// What a send event's `poll` makes of a `try_send`: sent, failed with
+/// `Closed`, or not yet (`None`); a value not sent goes back to `value`.
+pub(crate) fn send_outcome<T>(
+    attempt: std::result::Result<(), TrySendError<T>>,
+    value: &mut Option<T>,
+) -> Option<Result<()>> {
+    match attempt {
+        Ok(()) => Some(Ok(())),
+        Err(TrySendError::Closed(v)) => {
+            *value = Some(v);
+            Some(Err(closed()))
+        }
+        Err(TrySendError::Full(v)) => {
+            *value = Some(v);
+            None
+        }
+    }
+}
+
 /// Takes the value out of an event's slot, if it has one with a value.
 fn take_from<T>(shared: &Option<Slot<T>>) -> Option<T> {
     shared.as_ref().and_then(|slot| slot.take())
@@ -482,17 +501,7 @@ impl<T: 'static> Event for SendEvent<T> {
             // A receiver claimed our registration and took the value.
             return Some(Ok(()));
         };
-        match self.chan.try_send(value) {
-            Ok(()) => Some(Ok(())),
-            Err(TrySendError::Closed(value)) => {
-                self.value = Some(value);
-                Some(Err(closed()))
-            }
-            Err(TrySendError::Full(value)) => {
-                self.value = Some(value);
-                None
-            }
-        }
+        send_outcome(self.chan.try_send(value), &mut self.value)
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {

@@ -118,6 +118,11 @@ impl Inbox {
         Ok(())
     }
 
+    /// `true` if a message waits (a hint: a push may be under way).
+    pub(crate) fn has_messages(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// The next message, on the scheduler's thread.
     pub(crate) fn pop(&self) -> Option<Message> {
         if self.queue.is_empty() {

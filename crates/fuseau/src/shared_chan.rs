@@ -48,6 +48,7 @@
 //!    record is never touched from another thread. A blocked plain thread
 //!    waits on a mutex and condition variable of its own.
 
+use std::borrow::Borrow;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
@@ -56,7 +57,7 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 
 use crate::cancel::{CancelHandle, Unregister};
-use crate::chan::{closed, TryRecvError, TrySendError};
+use crate::chan::{closed, send_outcome, TryRecvError, TrySendError};
 use crate::claim::Claim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{wait_for, Event};
@@ -431,7 +432,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// ```
     pub fn send(&self, value: T) -> Result<()> {
         if in_fiber() {
-            wait_for(self.ev_send(value), "SharedChan::send")
+            wait_for(SendOp::new(self, value), "SharedChan::send")
         } else {
             self.send_blocking(value)
         }
@@ -464,7 +465,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// ```
     pub fn recv(&self) -> Result<T> {
         if in_fiber() {
-            wait_for(self.ev_recv(), "SharedChan::recv")
+            wait_for(RecvOp::new(self), "SharedChan::recv")
         } else {
             self.recv_blocking()
         }
@@ -624,12 +625,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// ```
     #[must_use = "an event does nothing until it is waited for (await_event, select)"]
     pub fn ev_send(&self, value: T) -> SharedSendEvent<T> {
-        SharedSendEvent {
-            chan: self.clone(),
-            value: Some(value),
-            registration: None,
-            queued: None,
-        }
+        SharedSendEvent(SendOp::new(self.clone(), value))
     }
 
     /// An event that receives a value, for [`select`](crate::select()) and
@@ -661,11 +657,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// ```
     #[must_use = "an event does nothing until it is waited for (await_event, select)"]
     pub fn ev_recv(&self) -> SharedRecvEvent<T> {
-        SharedRecvEvent {
-            chan: self.clone(),
-            registration: None,
-            queued: None,
-        }
+        SharedRecvEvent(RecvOp::new(self.clone()))
     }
 
     /// `Err` if the calling thread must not block (it runs a scheduler).
@@ -914,8 +906,13 @@ fn unregister_handle<T: Send + 'static>(
 /// assert_send(fuseau::SharedChan::new().ev_send(1));
 /// ```
 #[must_use = "an event does nothing until it is waited for (await_event, select)"]
-pub struct SharedSendEvent<T: Send + 'static> {
-    chan: SharedChan<T>,
+pub struct SharedSendEvent<T: Send + 'static>(SendOp<SharedChan<T>, T>);
+
+/// A send, on a channel it owns (the public event) or borrows (`send`,
+/// which so touches no reference count: the count shares the channel's
+/// cache line with its lock, which the other side's thread wants too).
+struct SendOp<C: Borrow<SharedChan<T>>, T: Send + 'static> {
+    chan: C,
     /// The value, while it is not queued.
     value: Option<T>,
     registration: Option<Rc<Registration<T>>>,
@@ -923,7 +920,16 @@ pub struct SharedSendEvent<T: Send + 'static> {
     queued: Option<u64>,
 }
 
-impl<T: Send + 'static> SharedSendEvent<T> {
+impl<C: Borrow<SharedChan<T>>, T: Send + 'static> SendOp<C, T> {
+    fn new(chan: C, value: T) -> Self {
+        SendOp {
+            chan,
+            value: Some(value),
+            registration: None,
+            queued: None,
+        }
+    }
+
     /// The value to send, wherever it is; `None` if a receiver took it.
     fn take_value(&mut self) -> Option<T> {
         if let Some(value) = self.value.take() {
@@ -935,7 +941,7 @@ impl<T: Send + 'static> SharedSendEvent<T> {
             return Some(value); // Unregistered: it came back.
         }
         // Still queued (an event driven by hand), or taken by a receiver.
-        self.chan.unregister(false, id)
+        self.chan.borrow().unregister(false, id)
     }
 }
 
@@ -943,31 +949,37 @@ impl<T: Send + 'static> Event for SharedSendEvent<T> {
     type Output = ();
 
     fn poll(&mut self) -> Option<Result<()>> {
+        self.0.poll()
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        self.0.wait(wakeup)
+    }
+}
+
+impl<C: Borrow<SharedChan<T>>, T: Send + 'static> Event for SendOp<C, T> {
+    type Output = ();
+
+    fn poll(&mut self) -> Option<Result<()>> {
         let Some(value) = self.take_value() else {
             // A receiver claimed our wait and took the value.
             return Some(Ok(()));
         };
-        match self.chan.try_send(value) {
-            Ok(()) => Some(Ok(())),
-            Err(TrySendError::Closed(value)) => {
-                self.value = Some(value);
-                Some(Err(closed()))
-            }
-            Err(TrySendError::Full(value)) => {
-                self.value = Some(value);
-                None
-            }
-        }
+        send_outcome(self.chan.borrow().try_send(value), &mut self.value)
     }
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
         let (claim, branch) = wakeup.shared_claim();
-        let registration = registration(&mut self.registration, &self.chan, false);
+        let registration = registration(&mut self.registration, self.chan.borrow(), false);
         let Some(value) = self.take_value() else {
             wakeup.wake(); // Sent already: `poll` says so.
             return CancelHandle::dummy();
         };
-        let id = match self.chan.register(false, claim, branch, Some(value)) {
+        let id = match self
+            .chan
+            .borrow()
+            .register(false, claim, branch, Some(value))
+        {
             Ok(id) => id,
             Err(value) => {
                 // Ready after all (rule 5), or the wait is over: no waiting.
@@ -981,7 +993,7 @@ impl<T: Send + 'static> Event for SharedSendEvent<T> {
     }
 }
 
-impl<T: Send + 'static> Drop for SharedSendEvent<T> {
+impl<C: Borrow<SharedChan<T>>, T: Send + 'static> Drop for SendOp<C, T> {
     /// An unsent value is dropped here, with no lock held.
     fn drop(&mut self) {
         if self.queued.is_some() {
@@ -1014,19 +1026,44 @@ impl<T: Send + 'static> Drop for SharedSendEvent<T> {
 /// assert_send(fuseau::SharedChan::<u32>::new().ev_recv());
 /// ```
 #[must_use = "an event does nothing until it is waited for (await_event, select)"]
-pub struct SharedRecvEvent<T: Send + 'static> {
-    chan: SharedChan<T>,
+pub struct SharedRecvEvent<T: Send + 'static>(RecvOp<SharedChan<T>, T>);
+
+/// A receive, on a channel it owns or borrows (as [`SendOp`]).
+struct RecvOp<C: Borrow<SharedChan<T>>, T: Send + 'static> {
+    chan: C,
     registration: Option<Rc<Registration<T>>>,
     /// The id of the last entry queued, until the event learns its fate.
     queued: Option<u64>,
+}
+
+impl<C: Borrow<SharedChan<T>>, T: Send + 'static> RecvOp<C, T> {
+    fn new(chan: C) -> Self {
+        RecvOp {
+            chan,
+            registration: None,
+            queued: None,
+        }
+    }
 }
 
 impl<T: Send + 'static> Event for SharedRecvEvent<T> {
     type Output = T;
 
     fn poll(&mut self) -> Option<Result<T>> {
+        self.0.poll()
+    }
+
+    fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
+        self.0.wait(wakeup)
+    }
+}
+
+impl<C: Borrow<SharedChan<T>>, T: Send + 'static> Event for RecvOp<C, T> {
+    type Output = T;
+
+    fn poll(&mut self) -> Option<Result<T>> {
         let (result, woken) = {
-            let mut state = lock(&self.chan.state);
+            let mut state = self.chan.borrow().lock();
             if let Some(id) = self.queued.take() {
                 // A sender claimed our wait and handed us a value (rule 4).
                 if let Some(value) = state.take_handed(id) {
@@ -1047,9 +1084,9 @@ impl<T: Send + 'static> Event for SharedRecvEvent<T> {
 
     fn wait(&mut self, wakeup: Wakeup) -> CancelHandle {
         let (claim, branch) = wakeup.shared_claim();
-        let registration = registration(&mut self.registration, &self.chan, true);
+        let registration = registration(&mut self.registration, self.chan.borrow(), true);
         // (`poll` ran before, and took what was handed to an earlier entry.)
-        let Ok(id) = self.chan.register(true, claim, branch, None) else {
+        let Ok(id) = self.chan.borrow().register(true, claim, branch, None) else {
             // Ready after all (rule 5), or the wait is over: no waiting.
             wakeup.wake();
             return CancelHandle::dummy();
@@ -1059,7 +1096,7 @@ impl<T: Send + 'static> Event for SharedRecvEvent<T> {
     }
 }
 
-impl<T: Send + 'static> Drop for SharedRecvEvent<T> {
+impl<C: Borrow<SharedChan<T>>, T: Send + 'static> Drop for RecvOp<C, T> {
     /// A value handed over to this event but never polled out (an event
     /// that lost after all, or driven by hand) goes back to the channel
     /// rather than being lost (rule 4).
@@ -1068,7 +1105,7 @@ impl<T: Send + 'static> Drop for SharedRecvEvent<T> {
             return;
         };
         let (entry, woken) = {
-            let mut state = lock(&self.chan.state);
+            let mut state = self.chan.borrow().lock();
             let entry = state.remove_waiter(true, id);
             let woken = state.take_handed(id).and_then(|v| state.put_back(v));
             (entry, woken)

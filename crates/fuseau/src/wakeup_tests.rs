@@ -310,3 +310,91 @@ fn wakers_of_finished_fibers_do_nothing() {
     assert!(second.is_done());
     waker.wake();
 }
+
+/// A fiber that waits for a `Waker` woken by another thread, run by hand
+/// under `spin`: returns the scheduler, the fiber's resume count, and the
+/// channel the waker comes out of. The fiber's first wake-up is served
+/// already, so the scheduler has heard from another thread recently.
+fn remote_waiter(spin: Duration) -> (Scheduler, Rc<Cell<u32>>, mpsc::Receiver<Waker>) {
+    let sched = Scheduler::new(Manual, Config::new().idle_spin(spin));
+    let (tx, rx) = mpsc::channel::<Waker>();
+    let resumed = Rc::new(Cell::new(0));
+    let r = resumed.clone();
+    Builder::new()
+        .spawn_on(&sched, move || {
+            for _ in 0..2 {
+                wait(|w| tx.send(w.to_waker()).unwrap());
+                r.set(r.get() + 1);
+            }
+            Ok(())
+        })
+        .unwrap();
+    run_until_idle(&sched);
+    let first = rx.recv().unwrap();
+    std::thread::spawn(move || first.wake()).join().unwrap();
+    run_until_idle(&sched);
+    assert_eq!(resumed.get(), 1);
+    (sched, resumed, rx)
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn an_idle_scheduler_serves_a_remote_wake_up_within_its_spin() {
+    let (sched, resumed, rx) = remote_waiter(Duration::from_millis(500));
+    let waker = rx.recv().unwrap();
+    // A fiber of this iteration hands the waker to a thread that wakes it
+    // a little later: so the wake-up comes during the iteration, most
+    // likely while the scheduler spins (it comes far sooner than the spin
+    // ends, whatever the load), and that iteration resumes the fiber.
+    let (to_helper, from_fiber) = mpsc::channel::<Waker>();
+    let helper = std::thread::spawn(move || {
+        let waker = from_fiber.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        waker.wake();
+    });
+    Builder::new()
+        .spawn_on(&sched, move || {
+            to_helper.send(waker).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    let iteration = sched.run_iteration();
+    assert_eq!(resumed.get(), 2, "resumed within the iteration that spun");
+    assert_eq!(iteration, Iteration::Idle { deadline: None });
+    helper.join().unwrap();
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn with_no_idle_spin_an_idle_scheduler_returns_at_once() {
+    let (sched, resumed, rx) = remote_waiter(Duration::ZERO);
+    let waker = rx.recv().unwrap();
+    // Nothing wakes the fiber until the iteration has returned.
+    assert_eq!(sched.run_iteration(), Iteration::Idle { deadline: None });
+    assert_eq!(resumed.get(), 1);
+    std::thread::spawn(move || waker.wake()).join().unwrap();
+    run_until_idle(&sched);
+    assert_eq!(resumed.get(), 2);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_scheduler_that_hears_from_no_other_thread_does_not_spin() {
+    // A spin that would hang the test if it happened: with no message from
+    // another thread, run_iteration reports Idle at once.
+    let sched = Scheduler::new(Manual, Config::new().idle_spin(Duration::from_secs(3600)));
+    let wakeup = Rc::new(RefCell::new(None));
+    let w = wakeup.clone();
+    Builder::new()
+        .spawn_on(&sched, move || {
+            wait(|wake| *w.borrow_mut() = Some(wake));
+            Ok(())
+        })
+        .unwrap();
+    let start = Instant::now();
+    run_until_idle(&sched);
+    assert_eq!(sched.run_iteration(), Iteration::Idle { deadline: None });
+    assert!(start.elapsed() < Duration::from_secs(3600));
+    wakeup.borrow_mut().take().unwrap().wake();
+    run_until_idle(&sched);
+}

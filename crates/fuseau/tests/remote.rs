@@ -12,36 +12,13 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{ms, Sim, HOUR};
+use common::{ms, with_watchdog, Sim, HOUR};
 use fuseau::{
     spawn_from_anywhere, AnyFiber, Builder, Error, ErrorKind, RemoteFiber, Result, Scheduler,
     SchedulerHandle,
 };
-
-/// Aborts the test binary if `f` takes longer than `limit` (a lost wake-up
-/// would otherwise stall the whole suite). Only a safety net: no test
-/// asserts on how long anything takes.
-fn with_watchdog<R>(limit: Duration, f: impl FnOnce() -> R) -> R {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    thread::spawn(move || {
-        let start = Instant::now();
-        while !d.load(Ordering::Acquire) {
-            if start.elapsed() > limit {
-                eprintln!("the test hung for {limit:?} (a lost wake-up?)");
-                std::process::abort();
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    });
-    let r = f();
-    done.store(true, Ordering::Release);
-    r
-}
-
-const LIMIT: Duration = Duration::from_secs(120);
 
 /// Receives from a std channel inside a fiber without blocking the
 /// scheduler's thread: polls, sleeping a little in between. `None` once
@@ -69,7 +46,7 @@ fn wait_flag(flag: &AtomicBool) -> Result<()> {
 fn spawns_from_many_threads_all_arrive() {
     const THREADS: usize = 8;
     const SPAWNS: usize = 200;
-    let (total, n_spawned) = with_watchdog(LIMIT, || {
+    let (total, n_spawned) = with_watchdog(|| {
         fuseau::block_on(|| {
             let handle = Scheduler::current().handle();
             let (tx, rx) = mpsc::channel::<RemoteFiber<usize>>();
@@ -118,7 +95,7 @@ fn spawns_from_many_threads_all_arrive() {
 fn threads_block_in_join_while_the_scheduler_runs() {
     const THREADS: usize = 4;
     const SPAWNS: usize = 50;
-    let sums = with_watchdog(LIMIT, || {
+    let sums = with_watchdog(|| {
         fuseau::block_on(|| {
             let handle = Scheduler::current().handle();
             let finished = Arc::new(AtomicUsize::new(0));
@@ -182,7 +159,7 @@ fn join_from_a_fiber_of_the_same_scheduler_suspends() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn join_from_a_fiber_of_another_scheduler_suspends() {
-    let value = with_watchdog(LIMIT, || {
+    let value = with_watchdog(|| {
         let (handle_tx, handle_rx) = mpsc::channel::<SchedulerHandle>();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
@@ -411,10 +388,7 @@ fn spawn_queued_at_disposal_is_inactive() {
     assert!(dropped.load(Ordering::Acquire), "the closure was dropped");
     assert!(!ran.load(Ordering::Acquire), "the closure never ran");
     // Joined from another thread (it would block if nothing completed it).
-    let e = with_watchdog(LIMIT, || {
-        thread::spawn(move || remote.join()).join().unwrap()
-    })
-    .unwrap_err();
+    let e = with_watchdog(|| thread::spawn(move || remote.join()).join().unwrap()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Inactive);
 }
 
@@ -502,7 +476,7 @@ fn cancel_from_another_thread_before_it_starts() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn cancel_from_another_thread_while_it_sleeps() {
-    let result = with_watchdog(LIMIT, || {
+    let result = with_watchdog(|| {
         fuseau::block_on(|| {
             let handle = Scheduler::current().handle();
             let finished = Arc::new(AtomicBool::new(false));
@@ -547,7 +521,7 @@ fn a_panicking_remote_fiber_gives_panicked() {
     })
     .unwrap();
     // Joined from a thread.
-    let e = with_watchdog(LIMIT, || {
+    let e = with_watchdog(|| {
         fuseau::block_on(|| {
             let handle = Scheduler::current().handle();
             let finished = Arc::new(AtomicBool::new(false));

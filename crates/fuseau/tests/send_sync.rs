@@ -10,7 +10,8 @@ use std::marker::PhantomData;
 use fuseau::{
     AnyFiber, BufPool, Builder, CancelHandle, Chan, Config, Error, ErrorKind, Fiber, FiberId,
     FiberLocal, FutureEvent, Iteration, RecvEvent, RemoteFiber, ResourcePool, Scheduler,
-    SchedulerHandle, SendEvent, TimeoutEvent, TryRecvError, TrySendError, Wakeup, When,
+    SchedulerHandle, SendEvent, SharedChan, SharedRecvEvent, SharedSendEvent, TimeoutEvent,
+    TryRecvError, TrySendError, Wakeup, When,
 };
 
 struct Probe<T: ?Sized>(PhantomData<T>);
@@ -82,6 +83,10 @@ fn send_and_sync_table() {
         traits_of!(SendEvent<u32>),
         traits_of!(RecvEvent<u32>),
         traits_of!(ResourcePool<u32>),
+        traits_of!(SharedChan<u32>),
+        traits_of!(SharedChan<std::rc::Rc<u32>>),
+        traits_of!(SharedSendEvent<u32>),
+        traits_of!(SharedRecvEvent<u32>),
         traits_of!(When<'static, u32>),
     ];
     let expected = [
@@ -117,6 +122,12 @@ fn send_and_sync_table() {
         ("SendEvent<u32>", false, false),
         ("RecvEvent<u32>", false, false),
         ("ResourcePool<u32>", false, false),
+        // Between threads, for values that may cross them.
+        ("SharedChan<u32>", true, true),
+        ("SharedChan<std::rc::Rc<u32>>", false, false),
+        // Its events are made and waited for by one fiber.
+        ("SharedSendEvent<u32>", false, false),
+        ("SharedRecvEvent<u32>", false, false),
         ("When<'static, u32>", false, false),
     ];
     assert_eq!(actual, expected);

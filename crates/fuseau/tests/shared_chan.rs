@@ -15,33 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::chans::{recv_opt, waiters};
+use common::with_watchdog;
 use common::{ms, Sim, Slot, HOUR};
 use fuseau::{
-    select, Chan, ErrorKind, Result, SharedChan, SharedRecvEvent, SharedSendEvent, TryRecvError,
-    TrySendError, When,
+    select, Chan, ErrorKind, Fiber, Result, SharedChan, SharedRecvEvent, SharedSendEvent,
+    TryRecvError, TrySendError, When,
 };
-
-/// Aborts the test binary if `f` takes longer than `limit` (a lost wake-up
-/// would otherwise stall the suite). A safety net only: nothing asserts on
-/// how long anything takes.
-fn with_watchdog<R>(f: impl FnOnce() -> R) -> R {
-    const LIMIT: Duration = Duration::from_secs(120);
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    thread::spawn(move || {
-        let start = Instant::now();
-        while !d.load(Ordering::Acquire) {
-            if start.elapsed() > LIMIT {
-                eprintln!("the test hung for {LIMIT:?} (a lost wake-up?)");
-                std::process::abort();
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    });
-    let r = f();
-    done.store(true, Ordering::Release);
-    r
-}
 
 /// Runs `f` as the main fiber of a scheduler on a new thread.
 fn on_thread<R: Send + 'static>(
@@ -53,20 +33,6 @@ fn on_thread<R: Send + 'static>(
 /// Runs `f` on a new plain thread (no scheduler) and waits for it.
 fn plain<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     thread::spawn(f).join().unwrap()
-}
-
-/// `recv`, with `Ok(None)` once the channel is closed and drained.
-fn recv_opt<T: Send + 'static>(chan: &SharedChan<T>) -> Result<Option<T>> {
-    match chan.recv() {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_closed() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Blocked senders and receivers, from the `Debug` output.
-fn waiters<T>(chan: &SharedChan<T>) -> (usize, usize) {
-    common::waiters_of(&format!("{chan:?}"))
 }
 
 /// A value that counts its drops, to prove that none is lost or
@@ -97,6 +63,77 @@ fn drops() -> Arc<AtomicUsize> {
 
 fn count(drops: &Arc<AtomicUsize>) -> usize {
     drops.load(Ordering::SeqCst)
+}
+
+/// What an echo (see [`echo`]) returns: how many values came, and their
+/// sum.
+type EchoResult = Result<(u64, u64)>;
+
+/// Sends `f(v)` on `tx` for each value `v` received from `rx`, until `rx`
+/// is closed; then closes `tx`.
+fn echo(rx: &SharedChan<u64>, tx: &SharedChan<u64>, f: fn(u64) -> u64) -> EchoResult {
+    let (mut n, mut sum) = (0, 0);
+    while let Some(v) = recv_opt(rx)? {
+        sum += v;
+        tx.send(f(v))?;
+        n += 1;
+    }
+    tx.close();
+    Ok((n, sum))
+}
+
+/// Starts an echo of `f` on a thread of its own, with `spawn` (a plain
+/// thread, or a scheduler's with [`on_thread`]), over two new channels of
+/// capacity `cap`; returns the channel to it, the channel from it, and its
+/// thread.
+fn start_echo(
+    cap: usize,
+    f: fn(u64) -> u64,
+    spawn: fn(Box<dyn FnOnce() -> EchoResult + Send>) -> thread::JoinHandle<EchoResult>,
+) -> (
+    SharedChan<u64>,
+    SharedChan<u64>,
+    thread::JoinHandle<EchoResult>,
+) {
+    let to_echo = SharedChan::bounded(cap);
+    let from_echo = SharedChan::bounded(cap);
+    let (rx, tx) = (to_echo.clone(), from_echo.clone());
+    let thread = spawn(Box::new(move || echo(&rx, &tx, f)));
+    (to_echo, from_echo, thread)
+}
+
+/// A scheduler driven by hand, a rendezvous `SharedChan`, and a local
+/// `Chan` of capacity `local_cap`.
+fn sim_shared_and_local(local_cap: usize) -> (Sim, SharedChan<u32>, Chan<u32>) {
+    (Sim::new(), SharedChan::bounded(0), Chan::bounded(local_cap))
+}
+
+/// A fiber on `sim`, blocked sending a `Counted` (id 1) on a new
+/// rendezvous channel: returns the channel, the fiber, and the counter of
+/// the value's drops.
+fn blocked_sender(sim: &Sim) -> (SharedChan<Counted>, Fiber<()>, Arc<AtomicUsize>) {
+    let dropped = drops();
+    let chan = SharedChan::bounded(0);
+    let (c, d) = (chan.clone(), dropped.clone());
+    let sender = sim.spawn(move || c.send(Counted::new(1, &d)));
+    sim.run_until_idle();
+    (chan, sender, dropped)
+}
+
+/// A fiber on `sim`, blocked receiving on a new rendezvous channel:
+/// returns the channel and the fiber.
+fn blocked_receiver<T: Send + 'static>(sim: &Sim) -> (SharedChan<T>, Fiber<T>) {
+    let chan = SharedChan::bounded(0);
+    let c = chan.clone();
+    let receiver = sim.spawn(move || c.recv());
+    sim.run_until_idle();
+    (chan, receiver)
+}
+
+/// Cancels `fiber` (a fiber on `sim`), and runs `sim` until it is idle.
+fn cancel<T>(sim: &Sim, fiber: &Fiber<T>) {
+    fiber.cancel();
+    sim.run_until_idle();
 }
 
 // ------------------------------------------------------------- basics
@@ -145,25 +182,14 @@ fn non_blocking_operations_anywhere() {
 fn plain_threads_block_in_both_directions() {
     with_watchdog(|| {
         for cap in [0, 1, 3] {
-            let ping = SharedChan::bounded(cap);
-            let pong = SharedChan::bounded(cap);
-            let (pi, po) = (ping.clone(), pong.clone());
-            let echo = thread::spawn(move || -> Result<u32> {
-                let mut n = 0;
-                while let Some(v) = recv_opt(&pi)? {
-                    po.send(v + 1)?;
-                    n += 1;
-                }
-                po.close();
-                Ok(n)
-            });
-            for i in 0..200u32 {
+            let (ping, pong, echo) = start_echo(cap, |v| v + 1, thread::spawn);
+            for i in 0..200 {
                 ping.send(i).unwrap();
                 assert_eq!(pong.recv().unwrap(), i + 1, "cap={cap}");
             }
             ping.close();
             assert!(pong.recv().unwrap_err().is_closed());
-            assert_eq!(echo.join().unwrap().unwrap(), 200);
+            assert_eq!(echo.join().unwrap().unwrap().0, 200);
         }
     });
 }
@@ -173,18 +199,7 @@ fn plain_threads_block_in_both_directions() {
 fn a_plain_thread_and_a_fiber_in_both_directions() {
     with_watchdog(|| {
         for cap in [0, 1, 16] {
-            let to_fiber = SharedChan::bounded(cap);
-            let to_thread = SharedChan::bounded(cap);
-            let (rx, tx) = (to_fiber.clone(), to_thread.clone());
-            let fiber_side = on_thread(move || {
-                let mut sum = 0u64;
-                while let Some(v) = recv_opt(&rx)? {
-                    sum += v;
-                    tx.send(v * 2)?;
-                }
-                tx.close();
-                Ok(sum)
-            });
+            let (to_fiber, to_thread, fiber_side) = start_echo(cap, |v| v * 2, on_thread);
             // The test thread is a plain thread: it blocks.
             let mut back = 0u64;
             for i in 0..300u64 {
@@ -193,7 +208,7 @@ fn a_plain_thread_and_a_fiber_in_both_directions() {
             }
             to_fiber.close();
             assert!(to_thread.recv().unwrap_err().is_closed());
-            assert_eq!(fiber_side.join().unwrap().unwrap(), 299 * 300 / 2);
+            assert_eq!(fiber_side.join().unwrap().unwrap().1, 299 * 300 / 2);
             assert_eq!(back, 299 * 300, "cap={cap}");
         }
     });
@@ -437,9 +452,7 @@ fn close_from_a_fiber_wakes_blocked_threads() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn select_mixes_shared_and_local_channels() {
-    let sim = Sim::new();
-    let shared = SharedChan::<u32>::bounded(0);
-    let local = Chan::<u32>::bounded(0);
+    let (sim, shared, local) = sim_shared_and_local(0);
     let outcome = Slot::new();
 
     // Blocked on both; a value arrives from another thread.
@@ -581,9 +594,7 @@ impl fuseau::Event for WaitsInWait {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_branch_claimed_from_another_thread_during_a_nested_wait_wins() {
-    let sim = Sim::new();
-    let local = Chan::<u32>::bounded(1);
-    let shared = SharedChan::<u32>::bounded(0);
+    let (sim, shared, local) = sim_shared_and_local(1);
     let gate = Chan::<()>::bounded(0);
     let (l, s, g) = (local.clone(), shared.clone(), gate.clone());
     let selecting = sim.spawn(move || {
@@ -651,8 +662,7 @@ fn send_cancelled_before_it_sends_nothing() {
     let chan = SharedChan::bounded(1);
     let (c, d) = (chan.clone(), dropped.clone());
     let (fiber, _gate, result) = after_gate(&sim, move || c.send(Counted::new(1, &d)));
-    fiber.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &fiber);
     assert!(result.take().unwrap_err().is_cancelled());
     assert!(chan.is_empty(), "nothing sent, though there was room");
     assert_eq!(count(&dropped), 1, "the value was dropped, unsent");
@@ -666,8 +676,7 @@ fn recv_cancelled_before_it_takes_nothing() {
     chan.try_send(4).unwrap();
     let c = chan.clone();
     let (fiber, _gate, result) = after_gate(&sim, move || c.recv());
-    fiber.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &fiber);
     assert!(result.take().unwrap_err().is_cancelled());
     assert_eq!(chan.try_recv(), Ok(4), "the value is still there");
 }
@@ -676,14 +685,9 @@ fn recv_cancelled_before_it_takes_nothing() {
 #[cfg_attr(miri, ignore)]
 fn send_cancelled_while_suspended_sends_nothing() {
     let sim = Sim::new();
-    let dropped = drops();
-    let chan = SharedChan::bounded(0);
-    let (c, d) = (chan.clone(), dropped.clone());
-    let sender = sim.spawn(move || c.send(Counted::new(1, &d)));
-    sim.run_until_idle();
+    let (chan, sender, dropped) = blocked_sender(&sim);
     assert_eq!(waiters(&chan), (1, 0));
-    sender.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &sender);
     assert!(sender.join().unwrap_err().is_cancelled());
     assert_eq!(count(&dropped), 1, "dropped, unsent");
     assert_eq!(waiters(&chan), (0, 0));
@@ -695,13 +699,9 @@ fn send_cancelled_while_suspended_sends_nothing() {
 #[cfg_attr(miri, ignore)]
 fn recv_cancelled_while_suspended_takes_nothing() {
     let sim = Sim::new();
-    let chan = SharedChan::<u32>::bounded(0);
-    let c = chan.clone();
-    let receiver = sim.spawn(move || c.recv());
-    sim.run_until_idle();
+    let (chan, receiver) = blocked_receiver::<u32>(&sim);
     assert_eq!(waiters(&chan), (0, 1));
-    receiver.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &receiver);
     assert!(receiver.join().unwrap_err().is_cancelled());
     assert_eq!(waiters(&chan), (0, 0));
     let tx = chan.clone();
@@ -712,11 +712,7 @@ fn recv_cancelled_while_suspended_takes_nothing() {
 #[cfg_attr(miri, ignore)]
 fn send_cancelled_after_a_thread_took_the_value_succeeds() {
     let sim = Sim::new();
-    let dropped = drops();
-    let chan = SharedChan::bounded(0);
-    let (c, d) = (chan.clone(), dropped.clone());
-    let sender = sim.spawn(move || c.send(Counted::new(1, &d)));
-    sim.run_until_idle();
+    let (chan, sender, dropped) = blocked_sender(&sim);
     // Another thread takes the value (it blocks until it has it)…
     let rx = chan.clone();
     let got = plain(move || rx.recv().unwrap());
@@ -724,8 +720,7 @@ fn send_cancelled_after_a_thread_took_the_value_succeeds() {
     drop(got);
     // …then, before the sender runs again, it is cancelled: its send
     // completed first, so it returns Ok.
-    sender.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &sender);
     assert_eq!(sender.join().map_err(|e| e.kind()), Ok(()));
     assert_eq!(count(&dropped), 1, "delivered once, dropped once");
 }
@@ -734,16 +729,12 @@ fn send_cancelled_after_a_thread_took_the_value_succeeds() {
 #[cfg_attr(miri, ignore)]
 fn recv_cancelled_after_a_thread_handed_it_a_value_returns_it() {
     let sim = Sim::new();
+    let (chan, receiver) = blocked_receiver::<Counted>(&sim);
     let dropped = drops();
-    let chan = SharedChan::bounded(0);
-    let c = chan.clone();
-    let receiver = sim.spawn(move || c.recv());
-    sim.run_until_idle();
     let (tx, d) = (chan.clone(), dropped.clone());
     // The receiver waits: a try_send hands it the value.
     plain(move || assert!(tx.try_send(Counted::new(9, &d)).is_ok()));
-    receiver.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &receiver);
     let got = receiver.join().unwrap();
     assert_eq!(got.id, 9);
     assert_eq!(count(&dropped), 0);
@@ -754,9 +745,7 @@ fn recv_cancelled_after_a_thread_handed_it_a_value_returns_it() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_select_cancelled_after_a_shared_branch_completed_reports_it() {
-    let sim = Sim::new();
-    let shared = SharedChan::<u32>::bounded(0);
-    let local = Chan::<u32>::bounded(0);
+    let (sim, shared, local) = sim_shared_and_local(0);
     let (s, l) = (shared.clone(), local.clone());
     let selecting = sim.spawn(move || {
         select(vec![
@@ -770,12 +759,10 @@ fn a_select_cancelled_after_a_shared_branch_completed_reports_it() {
     // A local sender comes too late: the select was claimed already.
     let l = local.clone();
     let late = sim.spawn(move || l.send(4));
-    selecting.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &selecting);
     assert_eq!(selecting.join().unwrap(), ('s', 3));
     assert!(!late.is_done(), "the local value was not taken");
-    late.cancel();
-    sim.run_until_idle();
+    cancel(&sim, &late);
     assert!(late.join().unwrap_err().is_cancelled());
 }
 
@@ -783,11 +770,9 @@ fn a_select_cancelled_after_a_shared_branch_completed_reports_it() {
 #[cfg_attr(miri, ignore)]
 fn disposing_a_scheduler_unwinds_its_fibers_blocked_on_a_shared_chan() {
     let sim = Sim::new();
-    let dropped = drops();
-    let outbox = SharedChan::bounded(0);
+    // The sender's handle is dropped: that does not stop it.
+    let (outbox, _, dropped) = blocked_sender(&sim);
     let inbox = SharedChan::<Counted>::bounded(0);
-    let (o, d) = (outbox.clone(), dropped.clone());
-    sim.spawn(move || o.send(Counted::new(1, &d)));
     let i = inbox.clone();
     sim.spawn(move || {
         let local = Chan::<Counted>::bounded(0);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod chans;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -288,4 +290,26 @@ pub(crate) fn run_test_in_child(
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output, stderr)
+}
+
+/// Runs `f`, and aborts the test binary if it takes longer than two
+/// minutes (a lost wake-up would otherwise stall the suite). A safety net
+/// only: nothing asserts on how long anything takes.
+pub(crate) fn with_watchdog<R>(f: impl FnOnce() -> R) -> R {
+    const LIMIT: Duration = Duration::from_secs(120);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while !d.load(std::sync::atomic::Ordering::Acquire) {
+            if start.elapsed() > LIMIT {
+                eprintln!("the test hung for {LIMIT:?} (a lost wake-up?)");
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let r = f();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    r
 }
