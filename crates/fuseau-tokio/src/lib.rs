@@ -131,11 +131,15 @@
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod fs;
 mod future;
 pub mod io;
 pub mod iostream;
 pub mod net;
+pub mod process;
 mod runtime;
+pub mod signal;
+mod unblock;
 
 pub use fuseau::*;
 pub use future::{
@@ -144,6 +148,7 @@ pub use future::{
 };
 pub use io::{ev_read, ev_write, ReadEvent, WriteEvent};
 pub use runtime::{main, main_with, run, run_with, Runtime, RuntimeBuilder, RuntimeHandle};
+pub use unblock::unblock;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,1 @@
+//! Files in direct style, mirroring `std::fs` (work in progress).

@@ -1,0 +1,1 @@
+//! Child processes in direct style, mirroring `std::process` (work in progress).

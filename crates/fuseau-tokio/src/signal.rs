@@ -1,0 +1,1 @@
+//! Signals in direct style (work in progress).
