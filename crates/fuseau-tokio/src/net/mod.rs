@@ -1,11 +1,132 @@
-//! Servers and clients in direct style: [`TcpServer`], [`TcpClient`] and
-//! their Unix-domain twins [`UnixServer`], [`UnixClient`].
+//! Networking for fibers: sockets shaped like `std`'s ([`TcpStream`],
+//! [`TcpListener`], [`UdpSocket`], [`UnixStream`], [`UnixListener`]), and
+//! servers and clients with callbacks ([`TcpServer`], [`TcpClient`],
+//! [`UnixServer`], [`UnixClient`]).
+//!
+//! # Sockets shaped like `std`'s
+//!
+//! The socket types here have the methods of their namesakes in
+//! [`std::net`] and [`std::os::unix::net`], return [`std::io::Result`], and
+//! the streams implement [`Read`](std::io::Read) and
+//! [`Write`](std::io::Write) (for `&TcpStream` too). Replace
+//! `std::net::TcpStream` with [`TcpStream`] and synchronous code (rustls's
+//! `StreamOwned`, tungstenite's `WebSocket<S>`, any `Read + Write` protocol
+//! crate) runs unchanged in a fiber: every call that would block suspends
+//! the fiber, not the thread.
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use fuseau_tokio::net::{TcpListener, TcpStream};
+//!
+//! fuseau_tokio::main(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     // A server fiber answers one line with its length.
+//!     let server = fuseau_tokio::spawn(move || {
+//!         let (stream, _peer) = listener.accept()?;
+//!         let mut line = String::new();
+//!         BufReader::new(&stream).read_line(&mut line)?;
+//!         (&stream).write_all(format!("{} bytes\n", line.len()).as_bytes())?;
+//!         Ok(())
+//!     });
+//!     // A client fiber (this one): plain std::io code.
+//!     let mut stream = TcpStream::connect(addr)?;
+//!     stream.write_all(b"hello\n")?;
+//!     let mut reply = String::new();
+//!     BufReader::new(&stream).read_line(&mut reply)?;
+//!     assert_eq!(reply, "6 bytes\n");
+//!     server.join()
+//! })?;
+//! # Ok::<(), fuseau_tokio::Error>(())
+//! ```
+//!
+//! | `std` | `fuseau_tokio::net` |
+//! | --- | --- |
+//! | `std::net::TcpStream::connect(addr)` | [`TcpStream::connect`]`(addr)`: `addr` is a [`tokio::net::ToSocketAddrs`] (`SocketAddr`, `"host:port"`, `(&str, u16)` …); names are resolved on Tokio's blocking pool |
+//! | `TcpStream::connect_timeout(&addr, t)` | [`TcpStream::connect_timeout`] |
+//! | `Read`, `Write` for `TcpStream` and `&TcpStream` | the same |
+//! | `stream.try_clone()` | [`TcpStream::try_clone`]: the clones share one socket (and descriptor) |
+//! | `shutdown`, `peer_addr`, `local_addr`, `peek`, `set_nodelay`/`nodelay`, `set_ttl`/`ttl`, `take_error` | the same names on [`TcpStream`] |
+//! | `set_read_timeout`/`set_write_timeout` (and getters) | the same: a call that times out returns `WouldBlock`, as std does on Unix |
+//! | `set_nonblocking` | none: a call that would block suspends the fiber |
+//! | `std::net::TcpListener::bind(addr)` | [`TcpListener::bind`] |
+//! | `listener.accept()`, `incoming()`, `local_addr()`, `set_ttl`/`ttl` | [`TcpListener::accept`], [`TcpListener::incoming`] … |
+//! | `std::net::UdpSocket::bind(addr)` | [`UdpSocket::bind`] |
+//! | `send_to`, `recv_from`, `peek_from`, `connect`, `send`, `recv`, `peek` | the same names on [`UdpSocket`] |
+//! | `local_addr`, `peer_addr`, `set_broadcast`/`broadcast`, `set_ttl`/`ttl`, timeouts, `try_clone` | the same names on [`UdpSocket`] |
+//! | `std::os::unix::net::UnixStream::connect(path)`, `pair()` | [`UnixStream::connect`], [`UnixStream::pair`] |
+//! | `Read`, `Write`, `try_clone`, `shutdown`, `local_addr`, `peer_addr`, timeouts | the same on [`UnixStream`] |
+//! | `std::os::unix::net::UnixListener::bind(path)`, `accept`, `incoming`, `local_addr` | the same on [`UnixListener`] |
+//! | a std socket | `from_std` (the socket is made non-blocking and registered) |
+//! | back to std | `into_std` (in blocking mode again, as std's sockets start) |
+//! | a Tokio socket, for async code | `From<tokio::net::…>`, `into_tokio` |
+//!
+//! ## How they work
+//!
+//! - **One registration.** Each socket is a Tokio socket, registered with
+//!   the reactor of the thread that creates it, once. The types are
+//!   `Send + Sync`, like std's: a socket may move to (or be shared with)
+//!   fibers of other threads, whose wake-ups then come from the reactor of
+//!   the thread that created it, which must keep running.
+//! - **Try first.** A read or write is first tried (one system call when
+//!   the data or the room is there); only if it would block does the fiber
+//!   wait for the socket to be ready, and try again.
+//! - **Clones share.** [`TcpStream::try_clone`] (and the others) never
+//!   fails: the clones share the socket, its registration and its timeouts
+//!   (std's timeouts are per socket too). A reader fiber and a writer fiber
+//!   can each hold a clone, or share a `&TcpStream`. The socket closes when
+//!   the last clone is dropped.
+//! - **Timeouts.** `set_read_timeout`/`set_write_timeout` bound each call
+//!   that waits, on Tokio's clock (so paused test time applies). A call that
+//!   times out returns an error of kind
+//!   [`WouldBlock`](std::io::ErrorKind::WouldBlock) and transfers nothing;
+//!   `Some(Duration::ZERO)` is refused with `InvalidInput`, as in std.
+//!   [`TcpStream::connect_timeout`] fails with `TimedOut`, as std's.
+//! - **Errors** are the system's, as std's: a refused connection is
+//!   `ConnectionRefused`, a reset peer `ConnectionReset` (or `BrokenPipe`
+//!   on a write, as the system says), an address that does not resolve the
+//!   error std gives for it (`InvalidInput` for a string that is no
+//!   address, the resolver's error for an unknown name).
+//!
+//! ## Cancellation
+//!
+//! Every call that may wait (connect, bind with a name to resolve, accept,
+//! read, write, send, receive, peek) is a cancellation point, as every
+//! suspension point of a fiber. If the fiber is cancelled before the call,
+//! or while it waits, the call transfers nothing and returns the
+//! cancellation as an [`io::Error`] of kind
+//! [`Other`](io::ErrorKind::Other) wrapping the fiber's
+//! [`Error`] (never `Interrupted`, which `read_exact` and
+//! `write_all` would retry; `fuseau_tokio::Error::from(io_error)` gives the
+//! fiber's error back, so `?` in a fiber body passes it up unchanged). Data
+//! not read stays in the socket for the next reader. A call that completed
+//! keeps its result even if the fiber was cancelled meanwhile; the next
+//! call fails. A connect that is cancelled closes its half-open socket.
+//! (A `write_all` cancelled between two writes has written a prefix, as
+//! with any error.)
+//!
+//! Calls that do not wait (`local_addr`, `set_nodelay`, `shutdown`,
+//! `try_clone` …, and reads and writes of empty buffers) are not
+//! cancellation points.
+//!
+//! Outside a fiber, every call that may wait fails at once with an error
+//! wrapping [`ErrorKind::NotInFiber`], without blocking the thread (even if
+//! it would not have had to wait). Creating a socket without waiting
+//! ([`UnixStream::pair`], [`UnixListener::bind`], `from_std`) needs a Tokio
+//! runtime (inside [`main`](crate::main), [`run`](crate::run) or a
+//! [`Runtime`](crate::Runtime), or any Tokio runtime); without one it fails
+//! the same way.
+//!
+//! # Servers and clients with callbacks
+//!
+//! [`TcpServer`], [`TcpClient`] and their Unix-domain twins [`UnixServer`],
+//! [`UnixClient`] hand each connection to a function as an [`In`]/[`Out`]
+//! pair (buffered, and usable with any Tokio `AsyncRead`/`AsyncWrite`).
 //!
 //! A server accepts connections in a fiber of its own, and runs the handler
-//! of each connection in a fiber too, with the connection as an
-//! [`In`]/[`Out`] pair. A handler that fails or panics only loses its own
-//! connection: the failure is reported (to the `on_error` callback, by
-//! default to standard error) and the server goes on.
+//! of each connection in a fiber too. A handler that fails or panics only
+//! loses its own connection: the failure is reported (to the `on_error`
+//! callback, by default to standard error) and the server goes on.
 //!
 //! The server's fibers are children of the fiber that established it, so
 //! that fiber is not done until the server is [shut down](TcpServer::shutdown),
@@ -17,22 +138,350 @@
 
 use std::any::Any;
 use std::fmt;
-use std::net::SocketAddr;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use fuseau::{Builder, Error, ErrorKind, Fiber, Result};
-use tokio::net::{TcpSocket, TcpStream, UnixListener, UnixStream};
+use tokio::io::Interest;
+use tokio::net::TcpSocket;
 
 use crate::future::await_future;
 use crate::iostream::{self, In, Out};
 use crate::runtime::require_fiber;
 
+mod tcp;
 mod threads;
+mod udp;
+mod unix;
 
+pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use threads::RuntimeTcpServer;
+pub use udp::UdpSocket;
+pub use unix::{UnixIncoming, UnixListener, UnixStream};
+
+// ------------------------------------------- the std-shaped sockets' common parts
+
+/// A Tokio socket whose readiness a fiber can wait for (Tokio's
+/// `TcpStream`, `UnixStream` and `UdpSocket`), for [`wait_io`].
+trait Readiness {
+    /// Resolves once the socket is ready for `interest` (Tokio's `ready`).
+    async fn ready_for(&self, interest: Interest) -> io::Result<()>;
+}
+
+/// Implements [`Readiness`] for Tokio socket types, with their `ready`.
+macro_rules! readiness {
+    ($($ty:ty),*) => {$(
+        impl Readiness for $ty {
+            async fn ready_for(&self, interest: Interest) -> io::Result<()> {
+                self.ready(interest).await.map(drop)
+            }
+        }
+    )*};
+}
+
+readiness!(
+    tokio::net::TcpStream,
+    tokio::net::UnixStream,
+    tokio::net::UdpSocket
+);
+
+/// Runs `attempt` (a non-blocking operation on `socket`: one of Tokio's
+/// `try_*` calls) until it does not return `WouldBlock`, suspending the
+/// fiber until `socket` is ready for `interest` in between. With a
+/// `timeout`, gives up after that long (in all) with `WouldBlock`, as std's
+/// socket timeouts do on Unix. `call` names the operation in errors.
+///
+/// The first attempt is made at once, in the first poll of the future
+/// (after the fiber's cancellation check): no wait, and one system call,
+/// when the socket is ready.
+fn wait_io<S: Readiness, R>(
+    socket: &S,
+    interest: Interest,
+    timeout: Option<Duration>,
+    call: &'static str,
+    mut attempt: impl FnMut(&S) -> io::Result<R>,
+) -> io::Result<R> {
+    require_fiber(call)?;
+    let io = async {
+        loop {
+            match attempt(socket) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    socket.ready_for(interest).await?;
+                }
+                done => return done,
+            }
+        }
+    };
+    let Some(limit) = timeout else {
+        return await_future(io)?;
+    };
+    // Tokio's timers need its runtime (which a fiber of `fuseau::block_on`
+    // lacks): an error rather than Tokio's panic.
+    require_tokio(call)?;
+    await_future(tokio::time::timeout(limit, io))?.unwrap_or_else(|_elapsed| {
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{call} timed out"),
+        ))
+    })
+}
+
+/// `Err(NotInFiber)` naming `call` unless a Tokio runtime is entered on
+/// this thread (sockets are registered with its reactor).
+fn require_tokio(call: &str) -> io::Result<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::new(
+            ErrorKind::NotInFiber,
+            format!("{call} must be called from a fiber, or inside a Tokio runtime"),
+        )
+        .into()),
+    }
+}
+
+/// What `shared` holds, if no clone of a std-shaped socket shares it any
+/// more (for `into_tokio`); `ResourceBusy` naming `call` if one does.
+fn unshare<T>(shared: Arc<T>, call: &str) -> io::Result<T> {
+    Arc::try_unwrap(shared).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!("{call}: other clones of the socket are alive"),
+        )
+    })
+}
+
+/// What the clones of a std-shaped socket share: the Tokio socket (one
+/// registration with a reactor) and std's per-socket timeouts.
+struct Shared<S> {
+    io: S,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+}
+
+impl<S> Shared<S> {
+    fn new(io: S) -> Arc<Shared<S>> {
+        Arc::new(Shared {
+            io,
+            read_timeout: Mutex::new(None),
+            write_timeout: Mutex::new(None),
+        })
+    }
+
+    /// The Tokio socket, if no clone shares it any more.
+    fn into_io(shared: Arc<Shared<S>>, call: &str) -> io::Result<S> {
+        unshare(shared, call).map(|shared| shared.io)
+    }
+
+    fn read_timeout(&self) -> Option<Duration> {
+        *self
+            .read_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_timeout(&self) -> Option<Duration> {
+        *self
+            .write_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Shared::<S>::set(&self.read_timeout, timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Shared::<S>::set(&self.write_timeout, timeout)
+    }
+
+    /// Sets a timeout, refusing zero as std does.
+    fn set(slot: &Mutex<Option<Duration>>, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = timeout;
+        Ok(())
+    }
+}
+
+impl<S: Readiness> Shared<S> {
+    /// [`wait_io`] for a read (or receive, or peek), with the read timeout.
+    fn read<R>(
+        &self,
+        call: &'static str,
+        attempt: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        wait_io(
+            &self.io,
+            Interest::READABLE,
+            self.read_timeout(),
+            call,
+            attempt,
+        )
+    }
+
+    /// [`wait_io`] for a write (or send), with the write timeout.
+    fn write<R>(
+        &self,
+        call: &'static str,
+        attempt: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        wait_io(
+            &self.io,
+            Interest::WRITABLE,
+            self.write_timeout(),
+            call,
+            attempt,
+        )
+    }
+}
+
+/// `Read` and `Write` for a std-shaped stream type (a `shared:
+/// Arc<Shared<_>>` over a Tokio stream with `try_read`, `try_write` and
+/// their vectored forms) and for references to it. Empty buffers complete
+/// at once (a zero-length read or write has nothing to wait for).
+macro_rules! stream_read_write {
+    ($ty:ident) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                self.shared.read(
+                    concat!("fuseau_tokio::net::", stringify!($ty), "::read"),
+                    |s| s.try_read(buf),
+                )
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                if bufs.iter().all(|b| b.is_empty()) {
+                    return Ok(0);
+                }
+                self.shared.read(
+                    concat!("fuseau_tokio::net::", stringify!($ty), "::read_vectored"),
+                    |s| s.try_read_vectored(bufs),
+                )
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                self.shared.write(
+                    concat!("fuseau_tokio::net::", stringify!($ty), "::write"),
+                    |s| s.try_write(buf),
+                )
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                if bufs.iter().all(|b| b.is_empty()) {
+                    return Ok(0);
+                }
+                self.shared.write(
+                    concat!("fuseau_tokio::net::", stringify!($ty), "::write_vectored"),
+                    |s| s.try_write_vectored(bufs),
+                )
+            }
+
+            /// Does nothing: writes are not buffered.
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                (&*self).flush()
+            }
+        }
+    };
+}
+use stream_read_write;
+
+/// `AsFd` and `AsRawFd` for a std-shaped socket type, through the Tokio
+/// socket `$($field).+` of `self`.
+macro_rules! as_fd {
+    ($ty:ident, $($field:ident).+) => {
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.$($field).+.as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.$($field).+.as_raw_fd()
+            }
+        }
+    };
+}
+use as_fd;
+
+/// `shutdown(2)` for a socket, with std's argument.
+fn shutdown(socket: &impl AsFd, how: Shutdown) -> io::Result<()> {
+    let how = match how {
+        Shutdown::Read => rustix::net::Shutdown::Read,
+        Shutdown::Write => rustix::net::Shutdown::Write,
+        Shutdown::Both => rustix::net::Shutdown::Both,
+    };
+    Ok(rustix::net::shutdown(socket, how)?)
+}
+
+/// The next item of an `incoming()` iterator: what `accept` returned, or
+/// `None` once `accept` failed with an error of the fiber (its
+/// cancellation, or `NotInFiber`), which every later call would repeat:
+/// a loop that skips failed connections would otherwise spin forever.
+fn next_incoming<T>(
+    finished: &mut bool,
+    accept: impl FnOnce() -> io::Result<T>,
+) -> Option<io::Result<T>> {
+    if *finished {
+        return None;
+    }
+    let accepted = accept();
+    if let Err(e) = &accepted {
+        *finished = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
+            .is_some_and(|e| e.kind() != ErrorKind::Io);
+    }
+    Some(accepted)
+}
 
 /// Where a server reports handler failures: shared with every thread a
 /// [`RuntimeTcpServer`] serves on, hence `Send + Sync`.
@@ -126,15 +575,15 @@ impl ServerBuilder {
             socket.set_reuseport(true)?;
         }
         socket.bind(addr)?;
-        let listener = socket.listen(self.backlog)?;
+        let listener = TcpListener::from(socket.listen(self.backlog)?);
         let local_addr = listener.local_addr()?;
         let nodelay = self.nodelay;
         let acceptor = serve(
             format!("tcp server {local_addr}"),
             move || {
-                let (stream, peer) = await_future(listener.accept())??;
+                let (stream, peer) = listener.accept()?;
                 stream.set_nodelay(nodelay)?;
-                let (input, output) = iostream::tcp(stream);
+                let (input, output) = iostream::tcp(stream.into_tokio()?);
                 Ok((peer, input, output))
             },
             Rc::new(handler),
@@ -165,8 +614,8 @@ impl ServerBuilder {
         let acceptor = serve(
             format!("unix server {}", path.display()),
             move || {
-                let (stream, _) = await_future(listener.accept())??;
-                let (input, output) = iostream::unix(stream);
+                let (stream, _) = listener.accept()?;
+                let (input, output) = iostream::unix(stream.into_tokio()?);
                 Ok(((), input, output))
             },
             Rc::new(move |(), input, output| handler(input, output)),
@@ -422,9 +871,9 @@ impl TcpClient {
     /// fiber.
     pub fn with_connect<R>(addr: SocketAddr, f: impl FnOnce(&mut In, &mut Out) -> R) -> Result<R> {
         require_fiber("TcpClient::with_connect")?;
-        let stream = await_future(TcpStream::connect(addr))??;
+        let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        let (input, output) = iostream::tcp(stream);
+        let (input, output) = iostream::tcp(stream.into_tokio()?);
         run_client(input, output, f)
     }
 }
@@ -449,8 +898,8 @@ impl UnixClient {
         f: impl FnOnce(&mut In, &mut Out) -> R,
     ) -> Result<R> {
         require_fiber("UnixClient::with_connect")?;
-        let stream = await_future(UnixStream::connect(path.as_ref()))??;
-        let (input, output) = iostream::unix(stream);
+        let stream = UnixStream::connect(path)?;
+        let (input, output) = iostream::unix(stream.into_tokio()?);
         run_client(input, output, f)
     }
 }
