@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::hint::black_box;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use fuseau_bench::{
     W1_ROUNDS,
 };
 use fuseau_tokio::iostream::{In, Out};
-use fuseau_tokio::net::{TcpClient, TcpServer};
+use fuseau_tokio::net::{TcpListener, TcpServer, TcpStream};
 use fuseau_tokio::{
     await_future, spawn, yield_now, Chan, Error, ErrorKind, Result, Runtime, SharedChan,
 };
@@ -208,21 +208,37 @@ fn w5(n: u64) -> Result<()> {
 /// The echo server: a `TcpServer`, each connection a fiber sending back
 /// whatever has arrived, until `p.connections` connections have closed.
 fn w6(p: EchoParams) -> Result<()> {
-    let closed = Chan::<u64>::new();
-    let done = closed.clone();
     let cpu = cpu_time();
-    let server = TcpServer::establish(localhost(0), move |_peer, mut input, mut output| {
-        done.send(echo(&mut input, &mut output)?)
-    })?;
-    announce_port(server.local_addr());
-    let mut echoed = 0;
+    let listener = TcpListener::bind(localhost(0))?;
+    announce_port(listener.local_addr()?);
+    let mut connections = Vec::new();
     for _ in 0..p.connections {
-        echoed += closed.recv()?;
+        let (stream, _) = listener.accept()?;
+        connections.push(spawn(move || echo_stream(&stream)));
     }
-    let cpu = cpu_time() - cpu;
-    server.shutdown()?;
-    report_w6_server(p, cpu, echoed);
+    let mut echoed = 0;
+    for c in connections {
+        echoed += c.join()?;
+    }
+    report_w6_server(p, cpu_time() - cpu, echoed);
     Ok(())
+}
+
+/// Sends back whatever arrives on `stream` until the peer closes; returns
+/// how many bytes that was. The same loop as Tokio's W6 server (an 8 KiB
+/// buffer, `read` then `write_all`), on the std-shaped `TcpStream`.
+fn echo_stream(mut stream: &TcpStream) -> Result<u64> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut echoed = 0;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(echoed);
+        }
+        stream.write_all(&buf[..n])?;
+        echoed += n as u64;
+    }
 }
 
 /// CPU-bound requests: `requests` fibers each hashing the same `bytes`
@@ -374,17 +390,30 @@ fn w6a(p: EchoParams, threads: usize) -> Result<()> {
 /// serde_json over TCP: a `TcpServer` answering in a fiber per connection,
 /// and `connections` client fibers, all on fuseau's `std::io` streams.
 fn w8(connections: u64, messages: u64) -> Result<()> {
-    let server = TcpServer::establish(localhost(0), |_peer, input, output| {
-        Ok(w8::serve(input, output)?)
-    })?;
-    let addr = server.local_addr();
+    let listener = TcpListener::bind(localhost(0))?;
+    let addr = listener.local_addr()?;
+    let server = spawn(move || {
+        let handlers: Vec<_> = (0..connections)
+            .map(|_| {
+                let (stream, _) = listener.accept()?;
+                Ok(spawn(move || {
+                    Ok(w8::serve(BufReader::new(&stream), BufWriter::new(&stream))?)
+                }))
+            })
+            .collect::<Result<_>>()?;
+        handlers.into_iter().try_for_each(|h| h.join())
+    });
     let start = Instant::now();
     let clients: Vec<_> = (0..connections)
         .map(|c| {
             spawn(move || {
-                Ok(TcpClient::with_connect(addr, |input, output| {
-                    w8::client(c, messages, input, output)
-                })??)
+                let stream = TcpStream::connect(addr)?;
+                Ok(w8::client(
+                    c,
+                    messages,
+                    BufReader::new(&stream),
+                    BufWriter::new(&stream),
+                )?)
             })
         })
         .collect();
@@ -393,7 +422,7 @@ fn w8(connections: u64, messages: u64) -> Result<()> {
         total += c.join()?;
     }
     w8::report(start.elapsed(), connections, messages, total);
-    server.shutdown()
+    server.join()
 }
 
 /// A fiber awaits `tokio::task::yield_now()` `n` times: a Tokio future that

@@ -118,16 +118,29 @@ impl In {
     pub fn of_fd(fd: OwnedFd) -> Result<In> {
         Ok(In::new(FdStream::new(fd, Interest::READABLE)?))
     }
+}
 
-    /// Reads straight from the source into `out`, waiting if needed.
-    fn read_source(source: &mut (dyn AsyncRead + Unpin), out: &mut [u8]) -> io::Result<usize> {
-        let result = await_future(poll_fn(|cx| {
-            let mut read_buf = ReadBuf::new(&mut *out);
-            ready!(Pin::new(&mut *source).poll_read(cx, &mut read_buf))?;
-            Poll::Ready(Ok::<_, io::Error>(read_buf.filled().len()))
-        }));
-        result?
+/// Reads once from `source` into `out`, suspending the fiber until the
+/// source is ready: how many bytes, `0` at end of file (or for an empty
+/// `out`). A cancellation point (a cancelled read reads nothing). For the
+/// unbuffered streams of the crate too (`process`).
+pub(crate) fn read_once(source: &mut (dyn AsyncRead + Unpin), out: &mut [u8]) -> io::Result<usize> {
+    if out.is_empty() {
+        return Ok(0);
     }
+    let result = await_future(poll_fn(|cx| {
+        let mut read_buf = ReadBuf::new(&mut *out);
+        ready!(Pin::new(&mut *source).poll_read(cx, &mut read_buf))?;
+        Poll::Ready(Ok::<_, io::Error>(read_buf.filled().len()))
+    }));
+    result?
+}
+
+/// Writes once from `data` to `sink`, suspending the fiber until the sink
+/// takes something: how many bytes. A cancellation point (a cancelled write
+/// writes nothing).
+pub(crate) fn write_once(sink: &mut (dyn AsyncWrite + Unpin), data: &[u8]) -> io::Result<usize> {
+    await_future(poll_fn(|cx| Pin::new(&mut *sink).poll_write(cx, data)))?
 }
 
 impl Read for In {
@@ -144,7 +157,7 @@ impl Read for In {
             return Ok(0);
         }
         if self.pos == self.filled && out.len() >= self.buf.len() {
-            return In::read_source(&mut *self.source, out);
+            return read_once(&mut *self.source, out);
         }
         let available = self.fill_buf()?;
         let n = available.len().min(out.len());
@@ -157,7 +170,7 @@ impl Read for In {
 impl BufRead for In {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos >= self.filled {
-            self.filled = In::read_source(&mut *self.source, &mut self.buf)?;
+            self.filled = read_once(&mut *self.source, &mut self.buf)?;
             self.pos = 0;
         }
         Ok(&self.buf[self.pos..self.filled])
@@ -267,7 +280,7 @@ impl Out {
 
     fn write_sink(sink: &mut (dyn AsyncWrite + Unpin), mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let written = await_future(poll_fn(|cx| Pin::new(&mut *sink).poll_write(cx, data)))??;
+            let written = write_once(&mut *sink, data)?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }

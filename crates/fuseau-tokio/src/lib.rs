@@ -91,41 +91,50 @@
 //! # Ok::<(), fuseau_tokio::Error>(())
 //! ```
 //!
-//! ## Synchronous I/O on sockets
+//! ## Synchronous I/O, the `std` way
 //!
-//! [`iostream::In`] and [`iostream::Out`] implement `std::io::Read`,
-//! `BufRead` and `Write` over Tokio sockets: inside a fiber a read that
-//! would block suspends the fiber, not the thread, so synchronous crates
-//! (serde_json, flate2, csv …) work on network streams. [`net`] has TCP and
-//! Unix-domain servers (a fiber per connection) and clients; [`io`] has
-//! reads and writes on raw non-blocking descriptors, and the events
-//! [`ev_read`] and [`ev_write`] for [`select`](select()).
+//! [`net`] has sockets shaped like `std`'s ([`net::TcpStream`],
+//! [`net::TcpListener`], [`net::UdpSocket`], [`net::UnixStream`],
+//! [`net::UnixListener`]): the same methods, `std::io::Result`, `Read` and
+//! `Write`, but a call that would block suspends the fiber, not the thread.
+//! So synchronous crates (serde_json, rustls's `StreamOwned`, tungstenite …)
+//! run on network streams in fibers. [`fs`], [`process`] and [`signal`] do
+//! the same for files, child processes and Ctrl-C, and [`unblock`] runs any
+//! other blocking call on Tokio's blocking pool while the fiber waits.
 //!
 //! ```
-//! use std::io::{BufRead, Write};
+//! use std::io::{BufRead, BufReader, Write};
+//! use fuseau_tokio::net::{TcpListener, TcpStream};
 //!
 //! fuseau_tokio::main(|| {
-//!     let server = fuseau_tokio::net::TcpServer::establish(
-//!         "127.0.0.1:0".parse().unwrap(),
-//!         |_peer, input, mut output| {
-//!             // Plain std::io: count the lines, answer once the peer is done.
-//!             let n = input.lines().count();
-//!             writeln!(output, "{n} lines")?;
-//!             output.close()
-//!         },
-//!     )?;
-//!     let reply = fuseau_tokio::net::TcpClient::with_connect(server.local_addr(), |input, output| {
-//!         output.write_all(b"one\ntwo\nthree\n")?;
-//!         output.shutdown()?; // half-close: the server sees end of file
-//!         let mut line = String::new();
-//!         input.read_line(&mut line)?;
-//!         Ok::<_, fuseau_tokio::Error>(line)
-//!     })??;
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     let server = fuseau_tokio::spawn(move || {
+//!         let (stream, _peer) = listener.accept()?;
+//!         // Plain std::io: count the lines, answer once the peer is done.
+//!         let n = BufReader::new(&stream).lines().count();
+//!         writeln!(&stream, "{n} lines")?;
+//!         Ok(())
+//!     });
+//!     let mut stream = TcpStream::connect(addr)?;
+//!     stream.write_all(b"one\ntwo\nthree\n")?;
+//!     stream.shutdown(std::net::Shutdown::Write)?; // the server sees end of file
+//!     let mut reply = String::new();
+//!     BufReader::new(&stream).read_line(&mut reply)?;
 //!     assert_eq!(reply, "3 lines\n");
-//!     server.shutdown()
+//!     // Blocking work that has no fiber-aware form: on Tokio's pool.
+//!     let digits = fuseau_tokio::unblock(|| (1..=20u64).product::<u64>().to_string())?;
+//!     assert_eq!(digits, "2432902008176640000");
+//!     server.join()
 //! })?;
 //! # Ok::<(), fuseau_tokio::Error>(())
 //! ```
+//!
+//! [`iostream::In`] and [`iostream::Out`] give the same `Read`/`BufRead`
+//! and `Write` over any Tokio `AsyncRead`/`AsyncWrite`; [`net`] also has
+//! callback servers (a fiber per connection, given an `In`/`Out` pair);
+//! [`io`] has reads and writes on raw non-blocking descriptors, and the
+//! events [`ev_read`] and [`ev_write`] for [`select`](select()).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]

@@ -89,16 +89,14 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::future::{poll_fn, ready};
+use std::future::ready;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
-use std::pin::Pin;
 use std::process::{ExitStatus, Output, Stdio};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
 use crate::future::await_future;
+use crate::iostream::{read_once, write_once};
 use crate::runtime::require_fiber;
 
 /// Returns `call`'s `NotInFiber` error outside a fiber, or the fiber's
@@ -868,19 +866,6 @@ impl Child {
     }
 }
 
-/// Reads once from `source` into `out`, suspending the fiber until it can.
-fn read_once(source: &mut (impl AsyncRead + Unpin), out: &mut [u8]) -> io::Result<usize> {
-    if out.is_empty() {
-        return Ok(0);
-    }
-    await_future(poll_fn(|cx| {
-        let mut buf = ReadBuf::new(&mut *out);
-        Pin::new(&mut *source)
-            .poll_read(cx, &mut buf)
-            .map_ok(|()| buf.filled().len())
-    }))?
-}
-
 /// A child process's standard input: a [`Write`] whose calls suspend the
 /// fiber while the pipe is full. Dropping it closes the pipe (the process
 /// reads end of file).
@@ -938,8 +923,7 @@ impl Write for ChildStdin {
         if data.is_empty() {
             return Ok(0);
         }
-        let inner = &mut self.inner;
-        await_future(poll_fn(|cx| Pin::new(&mut *inner).poll_write(cx, data)))?
+        write_once(&mut self.inner, data)
     }
 
     /// Does nothing: nothing is buffered. Not a cancellation point.

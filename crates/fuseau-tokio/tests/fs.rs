@@ -12,36 +12,32 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use common::{ms, Log};
+use common::{
+    assert_joins_cancelled, assert_same_bytes, cancel_logged_while_waiting, cancel_then_next_fails,
+    cancellable, cancelled_before, ms, pattern, Log, TempDir,
+};
 use fuseau_tokio::fs::{self, File, OpenOptions};
-use fuseau_tokio::{AnyFiber, Builder, Error, ErrorKind};
+use fuseau_tokio::{Error, ErrorKind};
 
-/// A directory of its own under the system's temporary directory, removed
-/// when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("fuseau-tokio-fs-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
+/// Runs `body` as the main fiber (under the watchdog), given a directory of
+/// its own (named after `name`), removed afterwards.
+fn in_temp_dir(name: &str, body: impl FnOnce(PathBuf) -> fuseau_tokio::Result<()> + 'static) {
+    let dir = TempDir::new(&format!("fs-{name}"));
+    let d = dir.path().to_owned();
+    bounded::main(move || body(d)).unwrap();
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A `File` that a test and a fiber it cancels both use.
+fn shared(file: File) -> Rc<RefCell<File>> {
+    Rc::new(RefCell::new(file))
+}
+
+/// Writes `contents` to the file `file` in `dir`, and opens it (shared) for
+/// reading.
+fn open_shared(dir: &Path, contents: &str) -> fuseau_tokio::Result<Rc<RefCell<File>>> {
+    let path = dir.join("file");
+    fs::write(&path, contents)?;
+    Ok(shared(File::open(&path)?))
 }
 
 /// The fiber's error inside an `io::Error` from `fs`.
@@ -49,13 +45,15 @@ fn fiber_error(e: io::Error) -> Error {
     Error::from(e)
 }
 
-/// Makes a FIFO (named pipe) at `path`.
-fn mkfifo(path: &Path) {
+/// Makes a FIFO (named pipe) `fifo` in `dir`, and returns its path.
+fn mkfifo(dir: &Path) -> PathBuf {
+    let path = dir.join("fifo");
     let status = std::process::Command::new("mkfifo")
-        .arg(path)
+        .arg(&path)
         .status()
         .unwrap();
     assert!(status.success(), "mkfifo failed: {status:?}");
+    path
 }
 
 /// `O_NONBLOCK` on Linux.
@@ -63,6 +61,15 @@ const O_NONBLOCK: i32 = 0o4000;
 /// `ENXIO`: opening a FIFO for writing, without blocking, while it has no
 /// reader.
 const ENXIO: i32 = 6;
+
+/// Opens the FIFO's reading end without blocking (nor waiting for a
+/// writer).
+fn nonblocking_reader(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+}
 
 /// Opens the FIFO's writing end without blocking: fails with `ENXIO` while
 /// nobody has it open for reading.
@@ -96,21 +103,20 @@ fn until_no_reader(path: &Path) -> fuseau_tokio::Result<()> {
     }
 }
 
-/// Reads what the non-blocking `r` has now (`None` at end of file).
-fn drain_now(mut r: &std::fs::File, out: &mut Vec<u8>) -> Option<()> {
+/// Reads from the non-blocking `r` (a fiber's sleep at a time) until `n`
+/// bytes came; the writer must not close it before.
+fn read_at_least(mut r: &std::fs::File, n: usize) -> fuseau_tokio::Result<Vec<u8>> {
+    let mut out = Vec::new();
     let mut buf = [0u8; 64 * 1024];
-    loop {
+    while out.len() < n {
         match r.read(&mut buf) {
-            Ok(0) => return None,
+            Ok(0) => panic!("end of file after {} bytes", out.len()),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => fuseau_tokio::sleep(ms(1))?,
             Err(e) => panic!("{e}"),
         }
     }
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    Ok(out)
 }
 
 // -------------------------------------------------------------- round trips
@@ -118,9 +124,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn whole_files_round_trip() {
-    let dir = TempDir::new("whole");
-    let d = dir.path().to_owned();
-    bounded::main(move || {
+    in_temp_dir("whole", |d| {
         let path = d.join("file");
         fs::write(&path, "first")?;
         assert_eq!(fs::read(&path)?, b"first");
@@ -137,16 +141,13 @@ fn whole_files_round_trip() {
         fs::write(&path, pattern(100_000))?;
         assert_eq!(std::fs::read(&path)?, pattern(100_000));
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn directories_round_trip() {
-    let dir = TempDir::new("dirs");
-    let d = dir.path().to_owned();
-    bounded::main(move || {
+    in_temp_dir("dirs", |d| {
         fs::create_dir_all(d.join("a/b/c"))?;
         fs::create_dir_all(d.join("a/b/c"))?; // exists already: fine
         fs::create_dir(d.join("empty"))?;
@@ -177,16 +178,13 @@ fn directories_round_trip() {
             .collect::<io::Result<_>>()?;
         assert_eq!(left, ["copy"]);
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn missing_paths_are_not_found_as_with_std() {
-    let dir = TempDir::new("missing");
-    let d = dir.path().to_owned();
-    bounded::main(move || {
+    in_temp_dir("missing", |d| {
         let missing = d.join("missing");
         let std_kind = std::fs::read(&missing).unwrap_err().kind();
         assert_eq!(std_kind, io::ErrorKind::NotFound);
@@ -205,16 +203,14 @@ fn missing_paths_are_not_found_as_with_std() {
             std::fs::File::open(&missing).unwrap_err().to_string()
         );
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_file_reads_writes_and_seeks() {
-    let dir = TempDir::new("seek");
-    let path = dir.join("file");
-    bounded::main(move || {
+    in_temp_dir("seek", |d| {
+        let path = d.join("file");
         let mut file = File::options()
             .read(true)
             .write(true)
@@ -256,16 +252,13 @@ fn a_file_reads_writes_and_seeks() {
         ro.read_to_string(&mut text)?;
         assert_eq!(text, "HELLO");
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn buffered_lines_and_large_files_go_through_intact() {
-    let dir = TempDir::new("large");
-    let d = dir.path().to_owned();
-    bounded::main(move || {
+    in_temp_dir("large", |d| {
         let mut out = BufWriter::new(File::create(d.join("lines"))?);
         for i in 0..10_000 {
             writeln!(out, "line {i}")?;
@@ -285,18 +278,16 @@ fn buffered_lines_and_large_files_go_through_intact() {
         drop(file);
         let mut back = Vec::new();
         File::open(d.join("large"))?.read_to_end(&mut back)?;
-        assert!(back == data, "the data changed on the way");
+        assert_same_bytes(&back, &data);
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn open_options_append_and_create_new() {
-    let dir = TempDir::new("options");
-    let path = dir.join("log");
-    bounded::main(move || {
+    in_temp_dir("options", |d| {
+        let path = d.join("log");
         let mut first = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -313,14 +304,13 @@ fn open_options_append_and_create_new() {
         let e = OpenOptions::new().open(&path).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn outside_a_fiber_calls_are_not_in_fiber_and_do_nothing() {
-    let dir = TempDir::new("outside");
+    let dir = TempDir::new("fs-outside");
     let path = dir.join("file");
     let e = fs::write(&path, "x").unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::Other);
@@ -342,7 +332,7 @@ fn outside_a_fiber_calls_are_not_in_fiber_and_do_nothing() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn in_a_fiber_without_tokio_calls_are_errors_not_panics() {
-    let dir = TempDir::new("no-tokio");
+    let dir = TempDir::new("fs-no-tokio");
     let path = dir.join("file");
     std::fs::write(&path, "x").unwrap();
     fuseau_tokio::block_on(move || {
@@ -362,23 +352,14 @@ fn in_a_fiber_without_tokio_calls_are_errors_not_panics() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn read_cancelled_before_the_call_fails_and_write_writes_nothing() {
-    let dir = TempDir::new("cancel-before");
-    let d = dir.path().to_owned();
-    bounded::main(move || {
+    in_temp_dir("cancel-before", |d| {
         fs::write(d.join("file"), "data")?;
         let d2 = d.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = fiber_error(fs::read(d2.join("file")).unwrap_err());
-                assert!(e.is_cancelled());
-                let e = fiber_error(fs::write(d2.join("new"), "never").unwrap_err());
-                assert!(e.is_cancelled());
-                let e = fiber_error(fs::remove_file(d2.join("file")).unwrap_err());
-                Err::<(), _>(e)
-            });
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancelled_before(move || {
+            common::assert_cancelled(fs::read(d2.join("file")));
+            common::assert_cancelled(fs::write(d2.join("new"), "never"));
+            fs::remove_file(d2.join("file"))
+        });
         assert!(
             !d.join("new").exists(),
             "a cancelled write created the file"
@@ -389,35 +370,27 @@ fn read_cancelled_before_the_call_fails_and_write_writes_nothing() {
             "a cancelled remove removed"
         );
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn read_cancelled_while_waiting_returns_at_once_and_the_read_runs_on() {
-    let dir = TempDir::new("read-cancel-waiting");
-    let fifo = dir.join("fifo");
-    mkfifo(&fifo);
     let log = Log::new();
     let l = log.clone();
-    bounded::main(move || {
-        let (f2, l2) = (fifo.clone(), l.clone());
-        let reader = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                // Blocks on the pool until a writer comes and goes.
-                let e = fiber_error(fs::read(&f2).unwrap_err());
-                l2.push(format!("read: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
-        // The pool thread has the FIFO open, and waits in `read`.
-        let mut writer = writer_once_read(&fifo)?;
-        l.push("cancel");
-        reader.cancel();
-        // Returns while the pool's read still waits (for the writer to
-        // write and close, which comes only after the join).
-        assert!(reader.join().unwrap_err().is_cancelled());
+    in_temp_dir("read-cancel-waiting", move |d| {
+        let fifo = mkfifo(&d);
+        let f2 = fifo.clone();
+        // The read blocks on the pool until a writer comes and goes; it is
+        // cancelled once the pool thread has the FIFO open, and returns while
+        // the pool's read still waits (for the writer to write and close,
+        // which comes only after the join).
+        let mut writer = cancel_logged_while_waiting(
+            &l,
+            "read",
+            move || fs::read(&f2),
+            || writer_once_read(&fifo),
+        )?;
         l.push("joined");
         writer.write_all(b"late")?;
         drop(writer);
@@ -425,32 +398,33 @@ fn read_cancelled_while_waiting_returns_at_once_and_the_read_runs_on() {
         until_no_reader(&fifo)?;
         l.push("the read finished");
         Ok(())
-    })
-    .unwrap();
+    });
     assert_eq!(
         log.take(),
-        ["cancel", "read: Cancelled", "joined", "the read finished"]
+        [
+            "read",
+            "cancel",
+            "read: Cancelled",
+            "joined",
+            "the read finished"
+        ]
     );
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn read_cancelled_after_it_returned_keeps_the_data() {
-    let dir = TempDir::new("read-cancel-after");
-    let path = dir.join("file");
-    bounded::main(move || {
+    in_temp_dir("read-cancel-after", |d| {
+        let path = d.join("file");
         fs::write(&path, "kept")?;
         let fiber = fuseau_tokio::spawn(move || {
             let data = fs::read(&path)?;
-            AnyFiber::current().cancel();
-            let e = fiber_error(fs::read(&path).unwrap_err());
-            assert!(e.is_cancelled());
+            cancel_then_next_fails(|| fs::read(&path));
             Ok(data)
         });
         assert_eq!(fiber.join()?, b"kept");
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 // ----------------------------------------------- cancellation: File::read
@@ -458,58 +432,36 @@ fn read_cancelled_after_it_returned_keeps_the_data() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_read_cancelled_before_the_call_moves_nothing() {
-    let dir = TempDir::new("file-read-before");
-    let path = dir.join("file");
-    bounded::main(move || {
-        fs::write(&path, "abcdef")?;
-        let file = Rc::new(RefCell::new(File::open(&path)?));
+    in_temp_dir("file-read-before", |d| {
+        let file = open_shared(&d, "abcdef")?;
         let f2 = file.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = f2.borrow_mut().read(&mut [0; 3]).unwrap_err();
-                Err::<(), _>(fiber_error(e))
-            });
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancelled_before(move || f2.borrow_mut().read(&mut [0; 3]));
         let mut all = String::new();
         file.borrow_mut().read_to_string(&mut all)?;
         assert_eq!(all, "abcdef");
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_read_cancelled_while_waiting_keeps_its_bytes_for_the_next_read() {
-    let dir = TempDir::new("file-read-waiting");
-    let fifo = dir.join("fifo");
-    mkfifo(&fifo);
     let log = Log::new();
     let l = log.clone();
-    bounded::main(move || {
+    in_temp_dir("file-read-waiting", move |d| {
+        let fifo = mkfifo(&d);
         // A reading end that blocks (as a File's must), with a writer.
-        let keep_open = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(O_NONBLOCK)
-            .open(&fifo)?;
+        let keep_open = nonblocking_reader(&fifo)?;
         let mut writer = try_open_writer(&fifo)?;
-        let file = Rc::new(RefCell::new(File::open(&fifo)?));
+        let file = shared(File::open(&fifo)?);
         drop(keep_open);
-        let (f2, l2) = (file.clone(), l.clone());
-        let reader = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let mut buf = [0u8; 16];
-                let e = fiber_error(f2.borrow_mut().read(&mut buf).unwrap_err());
-                l2.push(format!("read: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
-        fuseau_tokio::yield_now()?;
-        l.push("cancel");
-        reader.cancel();
-        assert!(reader.join().unwrap_err().is_cancelled());
+        let f2 = file.clone();
+        cancel_logged_while_waiting(
+            &l,
+            "read",
+            move || f2.borrow_mut().read(&mut [0u8; 16]),
+            fuseau_tokio::yield_now,
+        )?;
         l.push("joined");
         // The read still waits on the pool; what it gets is the File's.
         writer.write_all(b"late")?;
@@ -518,35 +470,31 @@ fn file_read_cancelled_while_waiting_keeps_its_bytes_for_the_next_read() {
         file.borrow_mut().read_to_end(&mut got)?;
         assert_eq!(got, b"late");
         Ok(())
-    })
-    .unwrap();
-    assert_eq!(log.take(), ["cancel", "read: Cancelled", "joined"]);
+    });
+    assert_eq!(log.take(), ["read", "cancel", "read: Cancelled", "joined"]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_reads_cancelled_at_random_points_neither_lose_nor_repeat_bytes() {
-    let dir = TempDir::new("file-read-random");
-    let path = dir.join("file");
-    let data = pattern(4096);
-    std::fs::write(&path, &data).unwrap();
-    bounded::main(move || {
-        let file = Rc::new(RefCell::new(File::open(&path)?));
+    in_temp_dir("file-read-random", |d| {
+        let path = d.join("file");
+        let data = pattern(4096);
+        std::fs::write(&path, &data)?;
+        let file = shared(File::open(&path)?);
         let got = Rc::new(RefCell::new(Vec::new()));
         let mut cancelled = 0;
         for round in 0.. {
             assert!(round < 100_000, "no progress");
             let (f2, g2) = (file.clone(), got.clone());
-            let reader = Builder::new()
-                .propagate_cancel_to_parent(false)
-                .spawn(move || loop {
-                    let mut buf = [0u8; 7];
-                    let n = f2.borrow_mut().read(&mut buf)?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    g2.borrow_mut().extend_from_slice(&buf[..n]);
-                });
+            let reader = cancellable(move || loop {
+                let mut buf = [0u8; 7];
+                let n = f2.borrow_mut().read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                g2.borrow_mut().extend_from_slice(&buf[..n]);
+            });
             for _ in 0..round % 3 {
                 fuseau_tokio::yield_now()?;
             }
@@ -562,25 +510,19 @@ fn file_reads_cancelled_at_random_points_neither_lose_nor_repeat_bytes() {
         // The position agrees: at the end.
         assert_eq!(file.borrow_mut().stream_position()?, 4096);
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_read_cancelled_after_it_returned_keeps_the_bytes() {
-    let dir = TempDir::new("file-read-after");
-    let path = dir.join("file");
-    bounded::main(move || {
-        fs::write(&path, "abcdef")?;
-        let file = Rc::new(RefCell::new(File::open(&path)?));
+    in_temp_dir("file-read-after", |d| {
+        let file = open_shared(&d, "abcdef")?;
         let f2 = file.clone();
         let fiber = fuseau_tokio::spawn(move || {
             let mut buf = [0u8; 3];
             f2.borrow_mut().read_exact(&mut buf)?;
-            AnyFiber::current().cancel();
-            let e = fiber_error(f2.borrow_mut().read(&mut [0; 3]).unwrap_err());
-            assert!(e.is_cancelled());
+            cancel_then_next_fails(|| f2.borrow_mut().read(&mut [0; 3]));
             Ok(buf)
         });
         assert_eq!(&fiber.join()?, b"abc");
@@ -588,8 +530,7 @@ fn file_read_cancelled_after_it_returned_keeps_the_bytes() {
         file.borrow_mut().read_to_string(&mut rest)?;
         assert_eq!(rest, "def");
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 // ---------------------------------------------- cancellation: File::write
@@ -597,80 +538,52 @@ fn file_read_cancelled_after_it_returned_keeps_the_bytes() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_write_cancelled_before_the_call_writes_nothing() {
-    let dir = TempDir::new("file-write-before");
-    let path = dir.join("file");
-    bounded::main(move || {
-        let file = Rc::new(RefCell::new(File::create(&path)?));
+    in_temp_dir("file-write-before", |d| {
+        let path = d.join("file");
+        let file = shared(File::create(&path)?);
         let f2 = file.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = f2.borrow_mut().write(b"never").unwrap_err();
-                Err::<(), _>(fiber_error(e))
-            });
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancelled_before(move || f2.borrow_mut().write(b"never"));
         assert_eq!(fs::metadata(&path)?.len(), 0);
         file.borrow_mut().write_all(b"later")?;
         assert_eq!(fs::read(&path)?, b"later");
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_write_cancelled_while_waiting_commits_its_bytes() {
-    let dir = TempDir::new("file-write-waiting");
-    let fifo = dir.join("fifo");
-    mkfifo(&fifo);
     let log = Log::new();
     let l = log.clone();
-    bounded::main(move || {
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(O_NONBLOCK)
-            .open(&fifo)?;
-        let file = Rc::new(RefCell::new(OpenOptions::new().write(true).open(&fifo)?));
+    in_temp_dir("file-write-waiting", move |d| {
+        let fifo = mkfifo(&d);
+        let reader = nonblocking_reader(&fifo)?;
+        let file = shared(OpenOptions::new().write(true).open(&fifo)?);
         // Far more than the pipe holds: the write waits for the reader.
         let data = pattern(1 << 20);
         let written = Rc::new(Cell::new(0));
         let (f2, l2, w2, d2) = (file.clone(), l.clone(), written.clone(), data.clone());
-        let writer = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let mut file = f2.borrow_mut();
-                let n = file.write(&d2)?;
-                w2.set(n);
-                l2.push(format!("write: Ok({n})"));
-                let e = fiber_error(file.flush().unwrap_err());
-                l2.push(format!("flush: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
+        let writer = cancellable(move || {
+            let mut file = f2.borrow_mut();
+            let n = file.write(&d2)?;
+            w2.set(n);
+            l2.push(format!("write: Ok({n})"));
+            let e = fiber_error(file.flush().unwrap_err());
+            l2.push(format!("flush: {:?}", e.kind()));
+            Err::<(), _>(e)
+        });
         fuseau_tokio::yield_now()?;
         l.push("cancel");
         writer.cancel();
-        assert!(writer.join().unwrap_err().is_cancelled());
+        assert_joins_cancelled(writer);
         // The committed bytes land in the background, all of them.
-        let n = written.get();
-        assert_eq!(n, data.len());
-        let mut got = Vec::new();
-        while got.len() < n {
-            assert!(drain_now(&reader, &mut got).is_some(), "end of file");
-            fuseau_tokio::sleep(ms(1))?;
-        }
-        assert!(got == data, "the data changed on the way");
+        assert_eq!(written.get(), data.len());
+        assert_same_bytes(&read_at_least(&reader, data.len())?, &data);
         // The File goes on where the write left it.
         file.borrow_mut().write_all(b"tail")?;
-        got.clear();
-        while got.len() < 4 {
-            drain_now(&reader, &mut got);
-            fuseau_tokio::sleep(ms(1))?;
-        }
-        assert_eq!(got, b"tail");
+        assert_eq!(read_at_least(&reader, 4)?, b"tail");
         Ok(())
-    })
-    .unwrap();
+    });
     assert_eq!(
         log.take(),
         ["cancel", "write: Ok(1048576)", "flush: Cancelled"]
@@ -680,47 +593,32 @@ fn file_write_cancelled_while_waiting_commits_its_bytes() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn file_write_cancelled_after_it_returned_keeps_the_bytes() {
-    let dir = TempDir::new("file-write-after");
-    let path = dir.join("file");
-    bounded::main(move || {
-        let file = Rc::new(RefCell::new(File::create(&path)?));
+    in_temp_dir("file-write-after", |d| {
+        let path = d.join("file");
+        let file = shared(File::create(&path)?);
         let f2 = file.clone();
         let fiber = fuseau_tokio::spawn(move || {
             f2.borrow_mut().write_all(b"abc")?;
-            AnyFiber::current().cancel();
-            let e = fiber_error(f2.borrow_mut().write(b"def").unwrap_err());
-            assert!(e.is_cancelled());
+            cancel_then_next_fails(|| f2.borrow_mut().write(b"def"));
             Ok(())
         });
         fiber.join()?;
         assert_eq!(fs::read(&path)?, b"abc");
         assert_eq!(file.borrow_mut().stream_position()?, 3);
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn seek_cancelled_before_the_call_moves_nothing() {
-    let dir = TempDir::new("seek-before");
-    let path = dir.join("file");
-    bounded::main(move || {
-        fs::write(&path, "abcdef")?;
-        let file = Rc::new(RefCell::new(File::open(&path)?));
+    in_temp_dir("seek-before", |d| {
+        let file = open_shared(&d, "abcdef")?;
         let f2 = file.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = f2.borrow_mut().seek(SeekFrom::Start(3)).unwrap_err();
-                Err::<(), _>(fiber_error(e))
-            });
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancelled_before(move || f2.borrow_mut().seek(SeekFrom::Start(3)));
         assert_eq!(file.borrow_mut().stream_position()?, 0);
         Ok(())
-    })
-    .unwrap();
+    });
 }
 
 #[test]

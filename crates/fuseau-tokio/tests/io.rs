@@ -10,17 +10,18 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{drain, fill, hours, ms, socket_pair, Log};
-use fuseau_tokio::{
-    ev_read, ev_timeout, ev_write, io as fio, select, AnyFiber, Builder, ErrorKind, When,
+use common::{
+    assert_same_bytes, cancel_logged_while_waiting, cancel_then_next_fails, cancellable,
+    cancelled_before, drain, fill, hours, ms, pattern, socket_pair, Log,
 };
+use fuseau_tokio::{ev_read, ev_timeout, ev_write, io as fio, select, ErrorKind, When};
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_megabyte_goes_through_a_socketpair_intact() {
     bounded::main(|| {
         let (a, b) = socket_pair();
-        let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 31 % 251) as u8).collect();
+        let data = pattern(1 << 20);
         let expected = data.clone();
         let writer = fuseau_tokio::spawn(move || {
             fio::write(b.as_fd(), &data)?;
@@ -37,8 +38,7 @@ fn a_megabyte_goes_through_a_socketpair_intact() {
             got.extend_from_slice(&buf[..n]);
         }
         writer.join()?;
-        assert_eq!(got.len(), expected.len());
-        assert!(got == expected, "the data changed on the way");
+        assert_same_bytes(&got, &expected);
         Ok(())
     })
     .unwrap();
@@ -92,13 +92,7 @@ fn read_cancelled_before_the_call_reads_nothing() {
         let (a, mut b) = socket_pair();
         b.write_all(b"abc").unwrap();
         let a2 = a.try_clone()?;
-        let reader = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                fio::read(a2.as_fd(), &mut [0; 16])
-            });
-        assert!(reader.join().unwrap_err().is_cancelled());
+        cancelled_before(move || fio::read(a2.as_fd(), &mut [0; 16]));
         let mut buf = [0; 16];
         assert_eq!(fio::read(a.as_fd(), &mut buf)?, 3);
         assert_eq!(&buf[..3], b"abc");
@@ -115,19 +109,12 @@ fn read_cancelled_while_waiting_wakes_at_once_and_unregisters() {
     bounded::main(move || {
         let (a, mut b) = socket_pair();
         let a2 = a.try_clone()?;
-        let l2 = l.clone();
-        let reader = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                l2.push("reading");
-                let e = fio::read(a2.as_fd(), &mut [0; 16]).unwrap_err();
-                l2.push(format!("read: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
-        fuseau_tokio::yield_now()?;
-        l.push("cancel");
-        reader.cancel();
-        assert!(reader.join().unwrap_err().is_cancelled());
+        cancel_logged_while_waiting(
+            &l,
+            "read",
+            move || fio::read(a2.as_fd(), &mut [0; 16]),
+            fuseau_tokio::yield_now,
+        )?;
         // The waiting read left no registration behind: the descriptor can
         // be waited on again, and nothing was consumed.
         let reader = fuseau_tokio::spawn(move || {
@@ -141,7 +128,7 @@ fn read_cancelled_while_waiting_wakes_at_once_and_unregisters() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(log.take(), ["reading", "cancel", "read: Cancelled"]);
+    assert_eq!(log.take(), ["read", "cancel", "read: Cancelled"]);
 }
 
 #[test]
@@ -149,16 +136,12 @@ fn read_cancelled_while_waiting_wakes_at_once_and_unregisters() {
 fn read_cancelled_after_it_completed_keeps_its_bytes() {
     bounded::main(|| {
         let (a, mut b) = socket_pair();
-        let reader = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let mut buf = [0; 16];
-                let n = fio::read(a.as_fd(), &mut buf)?;
-                AnyFiber::current().cancel();
-                let next = fio::read(a.as_fd(), &mut [0; 16]).unwrap_err();
-                assert!(next.is_cancelled());
-                Ok(buf[..n].to_vec())
-            });
+        let reader = cancellable(move || {
+            let mut buf = [0; 16];
+            let n = fio::read(a.as_fd(), &mut buf)?;
+            cancel_then_next_fails(|| fio::read(a.as_fd(), &mut [0; 16]));
+            Ok(buf[..n].to_vec())
+        });
         fuseau_tokio::yield_now()?;
         b.write_all(b"xyz").unwrap();
         assert_eq!(reader.join()?, b"xyz");
@@ -172,13 +155,7 @@ fn read_cancelled_after_it_completed_keeps_its_bytes() {
 fn write_cancelled_before_the_call_writes_nothing() {
     bounded::main(|| {
         let (a, b) = socket_pair();
-        let writer = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                fio::write(a.as_fd(), b"never")
-            });
-        assert!(writer.join().unwrap_err().is_cancelled());
+        cancelled_before(move || fio::write(a.as_fd(), b"never"));
         assert_eq!(drain(&b), b"", "the cancelled write sent data");
         Ok(())
     })
@@ -193,26 +170,19 @@ fn write_cancelled_while_waiting_wakes_at_once_and_writes_nothing_more() {
     bounded::main(move || {
         let (a, b) = socket_pair();
         let filled = fill(&a, 7);
-        let l2 = l.clone();
-        let writer = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                l2.push("writing");
-                let e = fio::write(a.as_fd(), b"more").unwrap_err();
-                l2.push(format!("write: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
-        fuseau_tokio::yield_now()?;
-        l.push("cancel");
-        writer.cancel();
-        assert!(writer.join().unwrap_err().is_cancelled());
+        cancel_logged_while_waiting(
+            &l,
+            "write",
+            move || fio::write(a.as_fd(), b"more"),
+            fuseau_tokio::yield_now,
+        )?;
         let got = drain(&b);
         assert_eq!(got.len(), filled, "the cancelled write went through");
         assert!(got.iter().all(|&x| x == 7));
         Ok(())
     })
     .unwrap();
-    assert_eq!(log.take(), ["writing", "cancel", "write: Cancelled"]);
+    assert_eq!(log.take(), ["write", "cancel", "write: Cancelled"]);
 }
 
 #[test]
@@ -223,10 +193,8 @@ fn a_write_that_waited_completes_when_the_peer_reads() {
         let filled = fill(&a, 7);
         let writer = fuseau_tokio::spawn(move || {
             fio::write(a.as_fd(), b"tail")?;
-            AnyFiber::current().cancel();
             // After success, the cancellation shows at the next wait.
-            let e = fio::write(a.as_fd(), b"no").unwrap_err();
-            assert!(e.is_cancelled());
+            cancel_then_next_fails(|| fio::write(a.as_fd(), b"no"));
             Ok(())
         });
         let mut got = Vec::new();

@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::rc::Rc;
 
-use common::{ms, Log};
+use common::{
+    assert_cancelled, assert_same_bytes, cancel_logged_while_waiting, cancel_then_next_fails,
+    cancel_while_waiting, cancellable, cancelled_before, ms, pattern, Log, TempDir,
+};
 use fuseau_tokio::process::{Child, ChildStdout, Command};
-use fuseau_tokio::{AnyFiber, Builder, ErrorKind};
+use fuseau_tokio::ErrorKind;
 
 // ------------------------------------------------------------ helpers
 
@@ -23,12 +26,17 @@ fn kind(e: io::Error) -> ErrorKind {
     fuseau_tokio::Error::from(e).kind()
 }
 
-/// A fresh, empty directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fuseau-process-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when dropped.
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("process-{name}"))
+}
+
+/// Runs `body` as the main fiber (under the watchdog), given the path of a
+/// pidfile for [`sleeper`] in a directory of its own (named after `name`).
+fn main_with_pidfile(name: &str, body: impl FnOnce(PathBuf) -> fuseau_tokio::Result<()> + 'static) {
+    let dir = scratch(name);
+    let pidfile = dir.join("pid");
+    bounded::main(move || body(pidfile)).unwrap();
 }
 
 /// The state letter of process `pid` (`R`, `S`, `Z` …), or `None` once it
@@ -90,6 +98,47 @@ fn assert_gone(pid: u32) -> fuseau_tokio::Result<()> {
         state(pid)
     );
     Ok(())
+}
+
+/// Checks that process `pid` was not killed (for a while: a kill would have
+/// come by then), then kills it.
+fn assert_runs_on_then_kill(pid: u32, why: &str) -> fuseau_tokio::Result<()> {
+    fuseau_tokio::sleep(ms(20))?;
+    assert!(running(pid), "{why}");
+    common::kill("9", pid);
+    assert_gone(pid)
+}
+
+/// Runs `call`, which starts [`sleeper`] with `pidfile`, in a fiber;
+/// cancels it once the child runs and the call waits for it, and asserts
+/// that the call fails as cancelled. Returns the child's pid.
+fn cancel_once_started<T: 'static, E: Into<fuseau_tokio::Error> + 'static>(
+    pidfile: &Path,
+    call: impl FnOnce() -> Result<T, E> + 'static,
+) -> fuseau_tokio::Result<u32> {
+    cancel_while_waiting(call, || {
+        let pid = pid_in(pidfile)?;
+        fuseau_tokio::yield_now()?;
+        Ok(pid)
+    })
+}
+
+/// A stream that a test and a fiber it cancels both use.
+fn shared<T>(stream: T) -> Rc<RefCell<T>> {
+    Rc::new(RefCell::new(stream))
+}
+
+/// Closes `child`'s stdin, reads what `stdout` has up to its end, and
+/// checks that the child (`cat`) succeeds.
+fn close_and_read_to_end(
+    child: &mut Child,
+    stdout: &RefCell<ChildStdout>,
+) -> fuseau_tokio::Result<Vec<u8>> {
+    drop(child.stdin.take());
+    let mut got = Vec::new();
+    stdout.borrow_mut().read_to_end(&mut got)?;
+    assert!(child.wait()?.success());
+    Ok(got)
 }
 
 fn cat() -> io::Result<Child> {
@@ -233,7 +282,7 @@ fn a_missing_program_is_not_found_as_in_std() {
 #[cfg_attr(miri, ignore)]
 fn env_and_current_dir_reach_the_process() {
     let dir = scratch("env");
-    let d = dir.clone();
+    let d = dir.path().to_owned();
     bounded::main(move || {
         let out = Command::new("sh")
             .args([
@@ -263,7 +312,6 @@ fn env_and_current_dir_reach_the_process() {
         Ok(())
     })
     .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -284,7 +332,7 @@ fn command_debug_is_std_s() {
 fn a_megabyte_streams_through_cat_between_two_fibers_of_one_thread() {
     bounded::main(|| {
         let mut child = cat()?;
-        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
+        let data = pattern(1 << 20);
         let expected = data.clone();
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
@@ -304,8 +352,7 @@ fn a_megabyte_streams_through_cat_between_two_fibers_of_one_thread() {
         writer.join()?;
         let got = reader.join()?;
         assert!(child.wait()?.success());
-        assert_eq!(got.len(), expected.len());
-        assert!(got == expected, "the data changed on the way");
+        assert_same_bytes(&got, &expected);
         Ok(())
     })
     .unwrap();
@@ -404,12 +451,7 @@ fn dropping_a_child_kills_it_only_with_kill_on_drop() {
         let child = Command::new("sleep").arg("60").spawn()?;
         let pid = child.id();
         drop(child);
-        fuseau_tokio::sleep(ms(20))?;
-        assert!(running(pid), "a dropped child was killed");
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()?;
-        assert_gone(pid)
+        assert_runs_on_then_kill(pid, "a dropped child was killed")
     })
     .unwrap();
 }
@@ -423,65 +465,47 @@ fn status_cancelled_before_the_call_starts_nothing() {
     let marker = dir.join("marker");
     let m = marker.clone();
     bounded::main(move || {
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = Command::new("touch").arg(&m).status().unwrap_err();
-                assert_eq!(kind(e), ErrorKind::Cancelled);
-                let e = Command::new("touch").arg(&m).output().unwrap_err();
-                assert_eq!(kind(e), ErrorKind::Cancelled);
-                Ok(())
-            });
-        fiber.join()?;
+        cancelled_before(move || {
+            assert_cancelled(Command::new("touch").arg(&m).status());
+            Command::new("touch").arg(&m).output()
+        });
         // Anything it had started would have finished by now.
         assert!(Command::new("true").status()?.success());
         Ok(())
     })
     .unwrap();
     assert!(!marker.exists(), "a cancelled status started its process");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn status_cancelled_while_waiting_returns_at_once_and_kills_the_child() {
-    let dir = scratch("status-while");
-    let pidfile = dir.join("pid");
-    let p = pidfile.clone();
     let log = Log::new();
     let l = log.clone();
-    bounded::main(move || {
-        let l2 = l.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                l2.push("status");
-                let e = sleeper(&p).status().unwrap_err();
-                l2.push(format!("status: {:?}", kind(e)));
-                Ok(())
-            });
-        let pid = pid_in(&pidfile)?;
-        assert!(running(pid));
-        l.push("cancel");
-        fiber.cancel();
-        fiber.join()?;
+    main_with_pidfile("status-while", move |pidfile| {
+        let p = pidfile.clone();
+        let pid = cancel_logged_while_waiting(
+            &l,
+            "status",
+            move || sleeper(&p).status(),
+            || {
+                let pid = pid_in(&pidfile)?;
+                assert!(running(pid));
+                Ok(pid)
+            },
+        )?;
         assert_gone(pid)
-    })
-    .unwrap();
+    });
     assert_eq!(log.take(), ["status", "cancel", "status: Cancelled"]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn status_cancelled_after_it_completed_keeps_the_status() {
     bounded::main(|| {
-        let fiber = Builder::new().propagate_cancel_to_parent(false).spawn(|| {
+        let fiber = cancellable(|| {
             let status = Command::new("sh").args(["-c", "exit 5"]).status()?;
-            AnyFiber::current().cancel();
-            let next = Command::new("true").status().unwrap_err();
-            assert_eq!(kind(next), ErrorKind::Cancelled);
+            cancel_then_next_fails(|| Command::new("true").status());
             Ok(status)
         });
         assert_eq!(fiber.join()?.code(), Some(5));
@@ -493,56 +517,29 @@ fn status_cancelled_after_it_completed_keeps_the_status() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn output_cancelled_while_waiting_kills_the_child() {
-    let dir = scratch("output-while");
-    let pidfile = dir.join("pid");
-    let p = pidfile.clone();
-    bounded::main(move || {
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let e = sleeper(&p).output().unwrap_err();
-                Err::<(), _>(fuseau_tokio::Error::from(e))
-            });
-        let pid = pid_in(&pidfile)?;
-        fiber.cancel();
-        assert!(fiber.join().unwrap_err().is_cancelled());
+    main_with_pidfile("output-while", move |pidfile| {
+        let p = pidfile.clone();
+        let pid = cancel_once_started(&pidfile, move || sleeper(&p).output())?;
         assert_gone(pid)
-    })
-    .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    });
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn status_kills_on_cancellation_even_without_kill_on_drop_and_keeps_the_setting() {
-    let dir = scratch("status-setting");
-    let pidfile = dir.join("pid");
-    let p = pidfile.clone();
-    bounded::main(move || {
-        let command = Rc::new(RefCell::new(sleeper(&p)));
+    main_with_pidfile("status-setting", move |pidfile| {
+        let command = shared(sleeper(&pidfile));
         command.borrow_mut().kill_on_drop(false);
         let c = command.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || c.borrow_mut().status().map(|_| ()).map_err(Into::into));
-        let pid = pid_in(&pidfile)?;
-        fiber.cancel();
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        let pid = cancel_once_started(&pidfile, move || c.borrow_mut().status())?;
         assert_gone(pid)?;
         // The command's own setting is unchanged: a spawned child that is
         // dropped runs on.
         std::fs::remove_file(&pidfile)?;
         drop(command.borrow_mut().spawn()?);
         let pid = pid_in(&pidfile)?;
-        fuseau_tokio::sleep(ms(20))?;
-        assert!(running(pid), "kill_on_drop(false) was not restored");
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()?;
-        assert_gone(pid)
-    })
-    .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+        assert_runs_on_then_kill(pid, "kill_on_drop(false) was not restored")
+    });
 }
 
 // ------------------------------------------------------------ cancellation: Child::wait
@@ -551,17 +548,9 @@ fn status_kills_on_cancellation_even_without_kill_on_drop_and_keeps_the_setting(
 #[cfg_attr(miri, ignore)]
 fn wait_cancelled_before_the_call_leaves_stdin_open() {
     bounded::main(|| {
-        let child = Rc::new(RefCell::new(cat()?));
+        let child = shared(cat()?);
         let c = child.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = c.borrow_mut().wait().unwrap_err();
-                assert_eq!(kind(e), ErrorKind::Cancelled);
-                Ok(())
-            });
-        fiber.join()?;
+        cancelled_before(move || c.borrow_mut().wait());
         let mut child = Rc::try_unwrap(child).ok().unwrap().into_inner();
         // stdin is still there, and open: cat echoes it.
         child.stdin.as_mut().unwrap().write_all(b"still open")?;
@@ -579,22 +568,15 @@ fn wait_cancelled_while_waiting_returns_at_once_and_leaves_the_child_running() {
     let log = Log::new();
     let l = log.clone();
     bounded::main(move || {
-        let child = Rc::new(RefCell::new(Command::new("sleep").arg("60").spawn()?));
+        let child = shared(Command::new("sleep").arg("60").spawn()?);
         let pid = child.borrow().id();
         let c = child.clone();
-        let l2 = l.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                l2.push("wait");
-                let e = c.borrow_mut().wait().unwrap_err();
-                l2.push(format!("wait: {:?}", kind(e)));
-                Ok(())
-            });
-        fuseau_tokio::yield_now()?;
-        l.push("cancel");
-        fiber.cancel();
-        fiber.join()?;
+        cancel_logged_while_waiting(
+            &l,
+            "wait",
+            move || c.borrow_mut().wait(),
+            fuseau_tokio::yield_now,
+        )?;
         // The Child is the caller's still: the process runs, and can be
         // waited for again.
         let mut child = child.borrow_mut();
@@ -612,11 +594,10 @@ fn wait_cancelled_while_waiting_returns_at_once_and_leaves_the_child_running() {
 #[cfg_attr(miri, ignore)]
 fn wait_cancelled_after_it_completed_keeps_the_status() {
     bounded::main(|| {
-        let fiber = Builder::new().propagate_cancel_to_parent(false).spawn(|| {
+        let fiber = cancellable(|| {
             let mut child = Command::new("sh").args(["-c", "exit 6"]).spawn()?;
             let status = child.wait()?;
-            AnyFiber::current().cancel();
-            assert_eq!(kind(child.wait().unwrap_err()), ErrorKind::Cancelled);
+            cancel_then_next_fails(|| child.wait());
             // The status is kept (and try_wait, which never waits, gives it).
             assert_eq!(child.try_wait()?, Some(status));
             Ok(status)
@@ -630,38 +611,22 @@ fn wait_cancelled_after_it_completed_keeps_the_status() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn wait_with_output_cancelled_drops_the_child_as_kill_on_drop_says() {
-    let dir = scratch("wait-with-output");
-    let pidfile = dir.join("pid");
-    let p = pidfile.clone();
-    bounded::main(move || {
+    main_with_pidfile("wait-with-output", move |pidfile| {
         for kill_on_drop in [true, false] {
-            let _ = std::fs::remove_file(&p);
-            let child = sleeper(&p)
+            let _ = std::fs::remove_file(&pidfile);
+            let child = sleeper(&pidfile)
                 .stdout(Stdio::piped())
                 .kill_on_drop(kill_on_drop)
                 .spawn()?;
-            let fiber = Builder::new()
-                .propagate_cancel_to_parent(false)
-                .spawn(move || child.wait_with_output().map(|_| ()).map_err(Into::into));
-            let pid = pid_in(&p)?;
-            fuseau_tokio::yield_now()?;
-            fiber.cancel();
-            assert!(fiber.join().unwrap_err().is_cancelled());
+            let pid = cancel_once_started(&pidfile, move || child.wait_with_output())?;
             if kill_on_drop {
                 assert_gone(pid)?;
             } else {
-                fuseau_tokio::sleep(ms(20))?;
-                assert!(running(pid), "killed without kill_on_drop");
-                std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status()?;
-                assert_gone(pid)?;
+                assert_runs_on_then_kill(pid, "killed without kill_on_drop")?;
             }
         }
         Ok(())
-    })
-    .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    });
 }
 
 // ------------------------------------------------------------ cancellation: pipes
@@ -672,22 +637,10 @@ fn read_cancelled_before_the_call_reads_nothing() {
     bounded::main(|| {
         let mut child = cat()?;
         child.stdin.as_mut().unwrap().write_all(b"abc")?;
-        let stdout = Rc::new(RefCell::new(child.stdout.take().unwrap()));
+        let stdout = shared(child.stdout.take().unwrap());
         let s = stdout.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = s.borrow_mut().read(&mut [0; 16]).unwrap_err();
-                assert_eq!(kind(e), ErrorKind::Cancelled);
-                Ok(())
-            });
-        fiber.join()?;
-        drop(child.stdin.take());
-        let mut got = Vec::new();
-        stdout.borrow_mut().read_to_end(&mut got)?;
-        assert_eq!(got, b"abc");
-        assert!(child.wait()?.success());
+        cancelled_before(move || s.borrow_mut().read(&mut [0; 16]));
+        assert_eq!(close_and_read_to_end(&mut child, &stdout)?, b"abc");
         Ok(())
     })
     .unwrap();
@@ -700,28 +653,17 @@ fn read_cancelled_while_waiting_returns_at_once_and_loses_nothing() {
     let l = log.clone();
     bounded::main(move || {
         let mut child = cat()?;
-        let stdout: Rc<RefCell<ChildStdout>> = Rc::new(RefCell::new(child.stdout.take().unwrap()));
+        let stdout = shared(child.stdout.take().unwrap());
         let s = stdout.clone();
-        let l2 = l.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                l2.push("read");
-                let e = s.borrow_mut().read(&mut [0; 16]).unwrap_err();
-                l2.push(format!("read: {:?}", kind(e)));
-                Ok(())
-            });
-        fuseau_tokio::yield_now()?;
-        l.push("cancel");
-        fiber.cancel();
-        fiber.join()?;
+        cancel_logged_while_waiting(
+            &l,
+            "read",
+            move || s.borrow_mut().read(&mut [0; 16]),
+            fuseau_tokio::yield_now,
+        )?;
         // What comes afterwards is all there for the next reader.
         child.stdin.as_mut().unwrap().write_all(b"later")?;
-        drop(child.stdin.take());
-        let mut got = Vec::new();
-        stdout.borrow_mut().read_to_end(&mut got)?;
-        assert_eq!(got, b"later");
-        assert!(child.wait()?.success());
+        assert_eq!(close_and_read_to_end(&mut child, &stdout)?, b"later");
         Ok(())
     })
     .unwrap();
@@ -734,18 +676,12 @@ fn read_cancelled_after_it_completed_keeps_its_bytes() {
     bounded::main(|| {
         let mut child = cat()?;
         let mut stdout = child.stdout.take().unwrap();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let mut buf = [0; 16];
-                let n = stdout.read(&mut buf)?;
-                AnyFiber::current().cancel();
-                assert_eq!(
-                    kind(stdout.read(&mut [0; 16]).unwrap_err()),
-                    ErrorKind::Cancelled
-                );
-                Ok(buf[..n].to_vec())
-            });
+        let fiber = cancellable(move || {
+            let mut buf = [0; 16];
+            let n = stdout.read(&mut buf)?;
+            cancel_then_next_fails(|| stdout.read(&mut [0; 16]));
+            Ok(buf[..n].to_vec())
+        });
         fuseau_tokio::yield_now()?;
         child.stdin.as_mut().unwrap().write_all(b"xyz")?;
         assert_eq!(fiber.join()?, b"xyz");
@@ -762,15 +698,7 @@ fn write_cancelled_before_the_call_writes_nothing() {
     bounded::main(|| {
         let mut child = cat()?;
         let mut stdin = child.stdin.take().unwrap();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                let e = stdin.write(b"never").unwrap_err();
-                assert_eq!(kind(e), ErrorKind::Cancelled);
-                Ok(()) // drops stdin
-            });
-        fiber.join()?;
+        cancelled_before(move || stdin.write(b"never")); // drops stdin
         let out = child.wait_with_output()?;
         assert_eq!(out.stdout, b"", "the cancelled write sent data");
         Ok(())
@@ -789,34 +717,26 @@ fn write_cancelled_while_waiting_returns_at_once_and_writes_nothing_more() {
         let mut stdin = child.stdin.take().unwrap();
         let written = Rc::new(Cell::new(0usize));
         let w = written.clone();
-        let l2 = l.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let chunk = vec![7u8; 64 * 1024];
-                l2.push("writing");
-                loop {
-                    match stdin.write(&chunk) {
-                        Ok(n) => w.set(w.get() + n),
-                        Err(e) => {
-                            l2.push(format!("write: {:?}", kind(e)));
-                            return Ok(()); // drops stdin: cat reads end of file
-                        }
-                    }
-                }
-            });
-        // Cat's pipes fill up; then the writer waits and makes no progress.
-        let mut last = 0;
-        let full = eventually(|| {
-            let now = written.get();
-            let stalled = now > 0 && now == last;
-            last = now;
-            stalled
+        // Writes until an error, then drops stdin: cat reads end of file.
+        let write = move || -> io::Result<()> {
+            let chunk = vec![7u8; 64 * 1024];
+            loop {
+                w.set(w.get() + stdin.write(&chunk)?);
+            }
+        };
+        cancel_logged_while_waiting(&l, "write", write, || {
+            // Cat's pipes fill up; then the writer waits and makes no
+            // progress.
+            let mut last = 0;
+            let full = eventually(|| {
+                let now = written.get();
+                let stalled = now > 0 && now == last;
+                last = now;
+                stalled
+            })?;
+            assert!(full, "the pipes never filled");
+            Ok(())
         })?;
-        assert!(full, "the pipes never filled");
-        l.push("cancel");
-        fiber.cancel();
-        fiber.join()?;
         // Everything that came out was counted: the cancelled write wrote
         // nothing.
         let out = child.wait_with_output()?;
@@ -826,7 +746,7 @@ fn write_cancelled_while_waiting_returns_at_once_and_writes_nothing_more() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(log.take(), ["writing", "cancel", "write: Cancelled"]);
+    assert_eq!(log.take(), ["write", "cancel", "write: Cancelled"]);
 }
 
 #[test]
@@ -835,18 +755,12 @@ fn write_cancelled_after_it_completed_keeps_its_bytes() {
     bounded::main(|| {
         let mut child = cat()?;
         let mut stdin = child.stdin.take().unwrap();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let n = stdin.write(b"kept")?;
-                AnyFiber::current().cancel();
-                assert_eq!(
-                    kind(stdin.write(b"lost").unwrap_err()),
-                    ErrorKind::Cancelled
-                );
-                stdin.flush()?; // nothing buffered: not a cancellation point
-                Ok(n)
-            });
+        let fiber = cancellable(move || {
+            let n = stdin.write(b"kept")?;
+            cancel_then_next_fails(|| stdin.write(b"lost"));
+            stdin.flush()?; // nothing buffered: not a cancellation point
+            Ok(n)
+        });
         assert_eq!(fiber.join()?, 4);
         let out = child.wait_with_output()?;
         assert_eq!(out.stdout, b"kept");

@@ -8,15 +8,23 @@ mod bounded;
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::Log;
+use common::{
+    cancel_logged_while_waiting, cancel_then_next_fails, cancellable, cancelled_before, Log,
+};
 use fuseau_tokio::signal::ctrl_c;
-use fuseau_tokio::{AnyFiber, Builder, ErrorKind};
+use fuseau_tokio::ErrorKind;
 
 /// Set in the child's environment: the test then plays the child.
 const CHILD: &str = "FUSEAU_TOKIO_SIGNAL_CHILD";
 const CHILD_TEST: &str = "ctrl_c_returns_when_the_process_gets_sigint";
+
+/// Whether the child's output `line` says `what` (libtest's "test … ... "
+/// may start the line).
+fn says(line: &str, what: &str) -> bool {
+    line.trim_end().ends_with(what)
+}
 
 #[test]
 #[cfg_attr(miri, ignore)]
@@ -25,9 +33,7 @@ fn ctrl_c_returns_when_the_process_gets_sigint() {
         return child();
     }
     bounded::with_watchdog(CHILD_TEST, bounded::LIMIT, || {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD, "1")
+        let mut child = common::this_test_as_child(CHILD_TEST, CHILD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -40,16 +46,11 @@ fn ctrl_c_returns_when_the_process_gets_sigint() {
             let n = stdout.read_line(&mut line).unwrap();
             assert!(n > 0, "the child ended before it waited:\n{seen}");
             seen.push_str(&line);
-            // (libtest's "test … ... " may start the line.)
-            if line.trim_end().ends_with("child: waiting") {
+            if says(&line, "child: waiting") {
                 break;
             }
         }
-        let status = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -INT failed: {status:?}");
+        common::kill("INT", child.id());
         stdout.read_to_string(&mut seen).unwrap();
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -66,7 +67,7 @@ fn ctrl_c_returns_when_the_process_gets_sigint() {
             "child: done",
         ] {
             assert!(
-                seen.lines().any(|l| l.trim_end().ends_with(expected)),
+                seen.lines().any(|line| says(line, expected)),
                 "no {expected:?} in:\n{seen}"
             );
         }
@@ -82,9 +83,7 @@ fn child() {
                 fuseau_tokio::spawn(move || {
                     ctrl_c()?;
                     println!("child: {i}: ctrl_c returned");
-                    AnyFiber::current().cancel();
-                    let e = ctrl_c().unwrap_err();
-                    assert!(e.is_cancelled());
+                    cancel_then_next_fails(ctrl_c);
                     println!("child: {i}: then cancelled");
                     Ok(())
                 })
@@ -106,11 +105,7 @@ fn child() {
 #[cfg_attr(miri, ignore)]
 fn ctrl_c_cancelled_before_the_call_returns_at_once() {
     bounded::main(|| {
-        let fiber = Builder::new().propagate_cancel_to_parent(false).spawn(|| {
-            AnyFiber::current().cancel();
-            ctrl_c()
-        });
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancelled_before(ctrl_c);
         Ok(())
     })
     .unwrap();
@@ -122,21 +117,9 @@ fn ctrl_c_cancelled_while_waiting_returns_at_once() {
     let log = Log::new();
     let l = log.clone();
     bounded::main(move || {
-        let l2 = l.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                l2.push("waiting");
-                let e = ctrl_c().unwrap_err();
-                l2.push(format!("ctrl_c: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
-        fuseau_tokio::yield_now()?;
-        l.push("cancel");
-        fiber.cancel();
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancel_logged_while_waiting(&l, "ctrl_c", ctrl_c, fuseau_tokio::yield_now)?;
         // A deadline cancels it the same way, as a timeout.
-        let fiber = Builder::new().propagate_cancel_to_parent(false).spawn(|| {
+        let fiber = cancellable(|| {
             fuseau_tokio::cancel_after(common::ms(5))?;
             ctrl_c()
         });
@@ -144,7 +127,7 @@ fn ctrl_c_cancelled_while_waiting_returns_at_once() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(log.take(), ["waiting", "cancel", "ctrl_c: Cancelled"]);
+    assert_eq!(log.take(), ["ctrl_c", "cancel", "ctrl_c: Cancelled"]);
 }
 
 #[test]

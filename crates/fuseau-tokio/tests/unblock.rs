@@ -8,8 +8,57 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 
-use common::Log;
-use fuseau_tokio::{await_future, unblock, AnyFiber, Builder, ErrorKind};
+use common::{
+    cancel_logged_while_waiting, cancel_then_next_fails, cancel_while_waiting, cancelled_before,
+    Log,
+};
+use fuseau_tokio::{await_future, unblock, ErrorKind};
+
+/// Whether a closure given to the pool ran.
+#[derive(Clone, Default)]
+struct Ran(Arc<AtomicBool>);
+
+impl Ran {
+    /// A closure that records that it ran.
+    fn closure(&self) -> impl FnOnce() + Send + 'static {
+        let ran = self.0.clone();
+        move || ran.store(true, Ordering::SeqCst)
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Checks that `call`, given a closure for the pool, fails with `kind` and
+/// a message that says `says`, and that the closure never ran.
+fn assert_fails_and_runs_nothing(
+    kind: ErrorKind,
+    says: &str,
+    call: impl FnOnce(Box<dyn FnOnce() + Send>) -> fuseau_tokio::Result<()>,
+) {
+    let ran = Ran::default();
+    let e = call(Box::new(ran.closure())).unwrap_err();
+    assert_eq!(e.kind(), kind);
+    assert!(e.to_string().contains(says), "{e}");
+    assert!(!ran.get());
+}
+
+/// Work for the pool that says when it started, then blocks its thread
+/// until released: the work, the news that it started, and the release.
+fn blocking_work() -> (
+    impl FnOnce() + Send + 'static,
+    tokio::sync::oneshot::Receiver<()>,
+    mpsc::Sender<()>,
+) {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let work = move || {
+        started_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    };
+    (work, started_rx, release_tx)
+}
 
 #[test]
 #[cfg_attr(miri, ignore)]
@@ -102,24 +151,15 @@ fn a_panic_in_the_closure_is_a_panicked_error_of_the_call() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn outside_a_fiber_it_is_not_in_fiber_and_runs_nothing() {
-    let ran = Arc::new(AtomicBool::new(false));
-    let r = ran.clone();
-    let e = unblock(move || r.store(true, Ordering::SeqCst)).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotInFiber);
-    assert!(e.to_string().contains("unblock"), "{e}");
-    assert!(!ran.load(Ordering::SeqCst));
+    assert_fails_and_runs_nothing(ErrorKind::NotInFiber, "unblock", unblock);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn in_a_fiber_without_tokio_it_is_an_error_and_runs_nothing() {
-    let ran = Arc::new(AtomicBool::new(false));
-    let r = ran.clone();
-    let e = fuseau_tokio::block_on(move || unblock(move || r.store(true, Ordering::SeqCst)))
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Other);
-    assert!(e.to_string().contains("Tokio runtime"), "{e}");
-    assert!(!ran.load(Ordering::SeqCst));
+    assert_fails_and_runs_nothing(ErrorKind::Other, "Tokio runtime", |closure| {
+        fuseau_tokio::block_on(move || unblock(closure))
+    });
 }
 
 // ------------------------------------------------------------ cancellation
@@ -127,21 +167,15 @@ fn in_a_fiber_without_tokio_it_is_an_error_and_runs_nothing() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn cancelled_before_the_call_the_closure_never_runs() {
-    let ran = Arc::new(AtomicBool::new(false));
-    let r = ran.clone();
+    let ran = Ran::default();
+    let closure = ran.closure();
     bounded::main(move || {
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                AnyFiber::current().cancel();
-                unblock(move || r.store(true, Ordering::SeqCst))
-            });
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        cancelled_before(move || unblock(closure));
         Ok(())
     })
     .unwrap();
     // The runtime is gone, and with it the pool: nothing can run any more.
-    assert!(!ran.load(Ordering::SeqCst));
+    assert!(!ran.get());
 }
 
 /// A result whose drop is reported on a channel (from the pool thread
@@ -162,52 +196,51 @@ impl Drop for Reported {
 fn cancelled_while_waiting_it_returns_at_once_and_the_work_runs_on() {
     let log = Log::new();
     let l = log.clone();
-    let finished = Arc::new(AtomicBool::new(false));
-    let done = finished.clone();
+    let finished = Ran::default();
+    let finish = finished.closure();
     bounded::main(move || {
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (work, started, release) = blocking_work();
         let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
-        let l2 = l.clone();
-        let fiber = Builder::new()
-            .propagate_cancel_to_parent(false)
-            .spawn(move || {
-                let e = unblock(move || {
-                    started_tx.send(()).unwrap();
-                    release_rx.recv().unwrap();
-                    done.store(true, Ordering::SeqCst);
-                    Reported(Some(dropped_tx))
-                })
-                .unwrap_err();
-                l2.push(format!("unblock: {:?}", e.kind()));
-                Err::<(), _>(e)
-            });
-        await_future(started_rx)?.unwrap();
-        l.push("cancel");
-        fiber.cancel();
+        let call = move || {
+            unblock(move || {
+                work();
+                finish();
+                Reported(Some(dropped_tx))
+            })
+        };
         // Returns while the closure is still blocked (it waits for the
         // release, sent only after the join).
-        assert!(fiber.join().unwrap_err().is_cancelled());
+        let until_started = || {
+            await_future(started)?.unwrap();
+            Ok(())
+        };
+        cancel_logged_while_waiting(&l, "unblock", call, until_started)?;
         l.push("joined");
-        release_tx.send(()).unwrap();
+        release.send(()).unwrap();
         // The closure ran to its end; its result was dropped, unseen.
         await_future(dropped_rx)?.unwrap();
         l.push("result dropped");
         Ok(())
     })
     .unwrap();
-    assert!(finished.load(Ordering::SeqCst));
+    assert!(finished.get());
     assert_eq!(
         log.take(),
-        ["cancel", "unblock: Cancelled", "joined", "result dropped"]
+        [
+            "unblock",
+            "cancel",
+            "unblock: Cancelled",
+            "joined",
+            "result dropped"
+        ]
     );
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn cancelled_while_queued_behind_a_busy_pool_the_closure_never_runs() {
-    let ran = Arc::new(AtomicBool::new(false));
-    let r = ran.clone();
+    let ran = Ran::default();
+    let closure = ran.closure();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(1)
@@ -218,24 +251,13 @@ fn cancelled_while_queued_behind_a_busy_pool_the_closure_never_runs() {
         local.block_on(
             &runtime,
             fuseau_tokio::run(move || {
-                let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-                let (release_tx, release_rx) = mpsc::channel::<()>();
+                let (work, started, release) = blocking_work();
                 // Takes the pool's only thread.
-                let blocker = fuseau_tokio::spawn(move || {
-                    unblock(move || {
-                        started_tx.send(()).unwrap();
-                        release_rx.recv().unwrap();
-                    })
-                });
-                await_future(started_rx)?.unwrap();
-                let queued = Builder::new()
-                    .propagate_cancel_to_parent(false)
-                    .spawn(move || unblock(move || r.store(true, Ordering::SeqCst)));
+                let blocker = fuseau_tokio::spawn(move || unblock(work));
+                await_future(started)?.unwrap();
                 // The queued fiber hands its closure to the pool and waits.
-                fuseau_tokio::yield_now()?;
-                queued.cancel();
-                assert!(queued.join().unwrap_err().is_cancelled());
-                release_tx.send(()).unwrap();
+                cancel_while_waiting(move || unblock(closure), fuseau_tokio::yield_now)?;
+                release.send(()).unwrap();
                 blocker.join()
             }),
         )
@@ -244,7 +266,7 @@ fn cancelled_while_queued_behind_a_busy_pool_the_closure_never_runs() {
     // Dropping the runtime waits for its pool threads: whatever was going to
     // run has run.
     drop(runtime);
-    assert!(!ran.load(Ordering::SeqCst), "the aborted closure ran");
+    assert!(!ran.get(), "the aborted closure ran");
 }
 
 #[test]
@@ -256,10 +278,8 @@ fn cancelled_after_it_returned_the_value_is_kept() {
         let fiber = fuseau_tokio::spawn(move || {
             let c2 = c.clone();
             let n = unblock(move || c2.fetch_add(1, Ordering::SeqCst) + 41)?;
-            AnyFiber::current().cancel();
             // The next call fails, without running its closure.
-            let e = unblock(move || c.fetch_add(1, Ordering::SeqCst)).unwrap_err();
-            assert!(e.is_cancelled());
+            cancel_then_next_fails(|| unblock(move || c.fetch_add(1, Ordering::SeqCst)));
             Ok(n)
         });
         assert_eq!(fiber.join()?, 41);

@@ -40,6 +40,7 @@
 //! | call | cancelled while waiting |
 //! | --- | --- |
 //! | [`yield_now`](crate::yield_now) | returns the error after its turn |
+//! | [`checkpoint`](crate::checkpoint) | never waits: returns the error at once |
 //! | [`sleep`](crate::sleep), [`time::sleep_until`](crate::time::sleep_until) | the timer is disarmed |
 //! | [`Fiber::join`](crate::Fiber::join) | the joined fiber runs on (if it is a child, it is cancelled with the caller) |
 //! | [`RemoteFiber::join`](crate::RemoteFiber::join) (in a fiber) | the remote fiber runs on |
@@ -53,6 +54,12 @@
 //! | `fuseau_tokio::io::{read, write_once, write}` | nothing more is read or written |
 //! | `Read`/`Write` of `fuseau_tokio::iostream::{In, Out}` | an `io::Error` of kind `Other` wrapping the fiber's error (never `Interrupted`) |
 //! | `fuseau_tokio::net::TcpClient::with_connect`, `TcpServer::shutdown` | the connection attempt is dropped |
+//! | `fuseau_tokio::net::{TcpStream, TcpListener, UdpSocket, UnixStream, UnixListener}`: `connect`, `accept`, `Read`/`Write`, `send`/`recv` … | nothing is transferred (data stays in the socket); an `io::Error` of kind `Other` wrapping the fiber's error; a cancelled connect closes its socket |
+//! | `fuseau_tokio::unblock` | returns at once; a queued closure never starts, a running one finishes and its result is dropped |
+//! | `fuseau_tokio::fs` calls, `File`'s `Read`/`Write`/`Seek` | returns at once; the operation may still complete on Tokio's blocking pool (a `File` keeps the bytes of a cancelled read for the next one; see `fuseau_tokio::fs`) |
+//! | `fuseau_tokio::process`: `Command::status`, `output` | the child is killed |
+//! | `fuseau_tokio::process`: `Child::wait`, pipe reads and writes | the child runs on; nothing is transferred |
+//! | `fuseau_tokio::signal::ctrl_c` | stops waiting |
 //!
 //! Not cancellation points (they never wait): [`spawn`](crate::spawn) and the
 //! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`,

@@ -202,7 +202,7 @@ pub use local::FiberLocal;
 pub use pool::{BufPool, ResourcePool};
 pub use remote::{spawn_from_anywhere, RemoteFiber};
 pub use scheduler::{
-    schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
+    checkpoint, schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
 pub use shared_chan::{SharedChan, SharedRecvEvent, SharedSendEvent};
 pub use task::Wakeup;

@@ -242,3 +242,59 @@ fn a_busy_fiber_cancelled_at_its_forced_yield_loses_nothing() {
         "every value sent is either received or still in the channel"
     );
 }
+
+#[test]
+fn a_loop_of_checkpoints_yields_after_the_budget() {
+    let sim = Sim::new();
+    let steps = Rc::new(Cell::new(0u64));
+    let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (s, log) = (steps.clone(), seen.clone());
+    let observer = sim.spawn(move || {
+        for _ in 0..5 {
+            log.borrow_mut().push(s.get());
+            yield_now()?;
+        }
+        Ok(())
+    });
+    let s = steps.clone();
+    let o = observer.as_any_fiber();
+    let spinner = sim.spawn(move || {
+        while !o.is_done() {
+            fuseau::checkpoint()?;
+            s.set(s.get() + 1);
+            assert!(s.get() < CAP, "the observer never ran");
+        }
+        Ok(())
+    });
+    sim.run_until(|| spinner.is_done());
+    let seen = seen.take();
+    // The spinner passes a budget of checkpoints between two turns of the
+    // observer: the 129th yields (and counts once it resumes).
+    for pair in seen.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!((BUDGET..=BUDGET + 1).contains(&gap), "{seen:?}");
+    }
+    spinner.join().unwrap();
+}
+
+#[test]
+fn a_checkpoint_fails_once_the_fiber_is_cancelled_and_outside_a_fiber() {
+    let sim = Sim::new();
+    let outcomes = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let o = outcomes.clone();
+    let fiber = sim.spawn(move || {
+        o.borrow_mut().push(fuseau::checkpoint().is_ok());
+        let never = Chan::<u8>::new();
+        let _ = never.recv(); // cancelled while waiting here; ignored
+        let after = fuseau::checkpoint();
+        o.borrow_mut().push(after.is_ok());
+        after
+    });
+    sim.run_until(|| outcomes.borrow().len() == 1);
+    fiber.cancel();
+    sim.run_until(|| fiber.is_done());
+    assert!(fiber.join().unwrap_err().is_cancelled());
+    assert_eq!(*outcomes.borrow(), [true, false]);
+    let e = fuseau::checkpoint().unwrap_err();
+    assert_eq!(e.kind(), fuseau::ErrorKind::NotInFiber);
+}

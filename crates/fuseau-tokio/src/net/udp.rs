@@ -1,15 +1,13 @@
 //! [`UdpSocket`], shaped like `std::net`'s, for fibers.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::ToSocketAddrs;
 
-use super::{as_fd, require_tokio, Shared};
+use super::common::{await_io, std_socket, Shared};
 use crate::future::await_future;
 use crate::runtime::require_fiber;
 
@@ -41,8 +39,6 @@ pub struct UdpSocket {
     shared: Arc<Shared<tokio::net::UdpSocket>>,
 }
 
-as_fd!(UdpSocket, shared.io);
-
 impl UdpSocket {
     /// Creates a socket bound to `addr` (port 0 picks a free port). `addr`
     /// is anything Tokio resolves ([`tokio::net::ToSocketAddrs`]); with
@@ -69,11 +65,8 @@ impl UdpSocket {
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        const CALL: &str = "fuseau_tokio::net::UdpSocket::bind";
-        require_fiber(CALL)?;
-        require_tokio(CALL)?;
-        let socket = await_future(tokio::net::UdpSocket::bind(addr))??;
-        Ok(UdpSocket::from(socket))
+        let bind = tokio::net::UdpSocket::bind(addr);
+        await_io("fuseau_tokio::net::UdpSocket::bind", bind).map(UdpSocket::from)
     }
 
     /// Sends a datagram to `addr` (the first address it resolves to, as
@@ -102,7 +95,8 @@ impl UdpSocket {
             .ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
             })?;
-        self.shared.write(CALL, |s| s.try_send_to(buf, target))
+        self.shared
+            .wait(Interest::WRITABLE, CALL, |s| s.try_send_to(buf, target))
     }
 
     /// Waits for a datagram and receives it into `buf`; returns its length
@@ -124,10 +118,11 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.shared
-            .read("fuseau_tokio::net::UdpSocket::recv_from", |s| {
-                s.try_recv_from(buf)
-            })
+        self.shared.wait(
+            Interest::READABLE,
+            "fuseau_tokio::net::UdpSocket::recv_from",
+            |s| s.try_recv_from(buf),
+        )
     }
 
     /// As [`recv_from`](UdpSocket::recv_from), but leaves the datagram
@@ -158,10 +153,11 @@ impl UdpSocket {
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.shared
-            .read("fuseau_tokio::net::UdpSocket::peek_from", |s| {
-                s.try_peek_from(buf)
-            })
+        self.shared.wait(
+            Interest::READABLE,
+            "fuseau_tokio::net::UdpSocket::peek_from",
+            |s| s.try_peek_from(buf),
+        )
     }
 
     /// Connects the socket to `addr`: [`send`](UdpSocket::send) sends
@@ -197,10 +193,10 @@ impl UdpSocket {
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        const CALL: &str = "fuseau_tokio::net::UdpSocket::connect";
-        require_fiber(CALL)?;
-        require_tokio(CALL)?;
-        await_future(self.shared.io.connect(addr))?
+        await_io(
+            "fuseau_tokio::net::UdpSocket::connect",
+            self.shared.io.connect(addr),
+        )
     }
 
     /// Sends a datagram to the connected peer, waiting (with the write
@@ -222,8 +218,11 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.shared
-            .write("fuseau_tokio::net::UdpSocket::send", |s| s.try_send(buf))
+        self.shared.wait(
+            Interest::WRITABLE,
+            "fuseau_tokio::net::UdpSocket::send",
+            |s| s.try_send(buf),
+        )
     }
 
     /// Waits for a datagram from the connected peer and receives it into
@@ -242,8 +241,11 @@ impl UdpSocket {
     ///
     /// See [`connect`](UdpSocket::connect).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.shared
-            .read("fuseau_tokio::net::UdpSocket::recv", |s| s.try_recv(buf))
+        self.shared.wait(
+            Interest::READABLE,
+            "fuseau_tokio::net::UdpSocket::recv",
+            |s| s.try_recv(buf),
+        )
     }
 
     /// As [`recv`](UdpSocket::recv), but leaves the datagram queued.
@@ -274,8 +276,11 @@ impl UdpSocket {
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.shared
-            .read("fuseau_tokio::net::UdpSocket::peek", |s| s.try_peek(buf))
+        self.shared.wait(
+            Interest::READABLE,
+            "fuseau_tokio::net::UdpSocket::peek",
+            |s| s.try_peek(buf),
+        )
     }
 
     /// The address the socket is bound to.
@@ -367,64 +372,41 @@ impl UdpSocket {
     pub fn broadcast(&self) -> io::Result<bool> {
         self.shared.io.broadcast()
     }
+}
 
-    /// Sets the IP time-to-live of outgoing datagrams (`IP_TTL`).
-    ///
-    /// # Errors
-    ///
-    /// The system's.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+// What `UdpSocket` has in common with the other socket types (see `common::std_socket!`).
+std_socket! {
+    UdpSocket(socket: tokio::net::UdpSocket, std::net::UdpSocket);
+    debug("addr": local_addr);
+    try_clone:
     /// ```
     /// fuseau_tokio::main(|| {
     ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
-    ///     socket.set_ttl(7)?;
-    ///     assert_eq!(socket.ttl()?, 7);
+    ///     let other = socket.try_clone()?;
+    ///     assert_eq!(other.local_addr()?, socket.local_addr()?);
     ///     Ok(())
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.shared.io.set_ttl(ttl)
-    }
 
-    /// The IP time-to-live; see [`set_ttl`](UdpSocket::set_ttl).
-    ///
-    /// # Errors
-    ///
-    /// The system's.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// See [`set_ttl`](UdpSocket::set_ttl).
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.shared.io.ttl()
-    }
+    from_std:
+    /// ```
+    /// fuseau_tokio::main(|| {
+    ///     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    ///     let addr = std_socket.local_addr()?;
+    ///     let socket = fuseau_tokio::net::UdpSocket::from_std(std_socket)?;
+    ///     assert_eq!(socket.local_addr()?, addr);
+    ///     // Back to std, and to Tokio for async code.
+    ///     let std_socket: std::net::UdpSocket = socket.into_std()?;
+    ///     let socket = fuseau_tokio::net::UdpSocket::from_std(std_socket)?;
+    ///     let socket: tokio::net::UdpSocket = socket.into_tokio()?;
+    ///     fuseau_tokio::await_future(socket.send_to(b"to myself", addr))??;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau_tokio::Error>(())
+    /// ```
 
-    /// Bounds how long each receive (and peek) may wait, as
-    /// [`TcpStream::set_read_timeout`](super::TcpStream::set_read_timeout):
-    /// one that times out receives nothing and fails with `WouldBlock`.
-    /// Shared by the clones.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+    timeouts:
     /// ```
     /// use std::io::ErrorKind;
     /// use std::time::Duration;
@@ -435,90 +417,25 @@ impl UdpSocket {
     ///     assert_eq!(socket.read_timeout()?, Some(Duration::from_millis(10)));
     ///     let e = socket.recv_from(&mut [0; 8]).unwrap_err();
     ///     assert_eq!(e.kind(), ErrorKind::WouldBlock);
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.set_read_timeout(timeout)
-    }
-
-    /// Bounds how long each send may wait for room in the send buffer; see
-    /// [`set_read_timeout`](UdpSocket::set_read_timeout).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// fuseau_tokio::main(|| {
-    ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
     ///     socket.set_write_timeout(Some(Duration::from_secs(1)))?;
     ///     assert_eq!(socket.write_timeout()?, Some(Duration::from_secs(1)));
     ///     Ok(())
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.set_write_timeout(timeout)
-    }
 
-    /// The receive timeout; see
-    /// [`set_read_timeout`](UdpSocket::set_read_timeout).
-    ///
-    /// # Errors
-    ///
-    /// None (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// See [`set_read_timeout`](UdpSocket::set_read_timeout).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.read_timeout())
-    }
+    ttl:
+    /// ```
+    /// fuseau_tokio::main(|| {
+    ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
+    ///     socket.set_ttl(7)?;
+    ///     assert_eq!(socket.ttl()?, 7);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau_tokio::Error>(())
+    /// ```
 
-    /// The send timeout; see
-    /// [`set_write_timeout`](UdpSocket::set_write_timeout).
-    ///
-    /// # Errors
-    ///
-    /// None (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// See [`set_write_timeout`](UdpSocket::set_write_timeout).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.write_timeout())
-    }
-
-    /// Takes the socket's pending error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// If the option cannot be read.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+    take_error:
     /// ```
     /// fuseau_tokio::main(|| {
     ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
@@ -527,144 +444,4 @@ impl UdpSocket {
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.shared.io.take_error()
-    }
-
-    /// A second handle to the socket, sharing it and its timeouts (no new
-    /// descriptor).
-    ///
-    /// # Errors
-    ///
-    /// None: it always succeeds (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fuseau_tokio::main(|| {
-    ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
-    ///     let other = socket.try_clone()?;
-    ///     assert_eq!(other.local_addr()?, socket.local_addr()?);
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            shared: self.shared.clone(),
-        })
-    }
-
-    /// Adopts a bound std socket: sets it non-blocking and registers it
-    /// with the reactor of this thread's Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::from_std`](super::TcpStream::from_std).
-    ///
-    /// # Panics
-    ///
-    /// As [`TcpStream::from_std`](super::TcpStream::from_std).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fuseau_tokio::main(|| {
-    ///     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    ///     let addr = std_socket.local_addr()?;
-    ///     let socket = fuseau_tokio::net::UdpSocket::from_std(std_socket)?;
-    ///     assert_eq!(socket.local_addr()?, addr);
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        require_tokio("fuseau_tokio::net::UdpSocket::from_std")?;
-        socket.set_nonblocking(true)?;
-        Ok(UdpSocket::from(tokio::net::UdpSocket::from_std(socket)?))
-    }
-
-    /// The std socket, deregistered from the reactor and in blocking mode
-    /// again. The timeouts set here are not carried over.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::into_std`](super::TcpStream::into_std).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fuseau_tokio::main(|| {
-    ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
-    ///     let addr = socket.local_addr()?;
-    ///     assert_eq!(socket.into_std()?.local_addr()?, addr);
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        let socket = self.into_tokio()?.into_std()?;
-        socket.set_nonblocking(false)?;
-        Ok(socket)
-    }
-
-    /// The Tokio socket, for async code. The timeouts set here are not
-    /// carried over.
-    ///
-    /// # Errors
-    ///
-    /// `ResourceBusy` if other clones of the socket are alive (the socket
-    /// is then dropped: drop the clones first).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fuseau_tokio::main(|| {
-    ///     let socket = fuseau_tokio::net::UdpSocket::bind("127.0.0.1:0")?;
-    ///     let socket: tokio::net::UdpSocket = socket.into_tokio()?;
-    ///     let addr = socket.local_addr()?;
-    ///     fuseau_tokio::await_future(socket.send_to(b"to myself", addr))??;
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn into_tokio(self) -> io::Result<tokio::net::UdpSocket> {
-        Shared::into_io(self.shared, "fuseau_tokio::net::UdpSocket::into_tokio")
-    }
-}
-
-impl From<tokio::net::UdpSocket> for UdpSocket {
-    /// Wraps a Tokio socket (already registered with its reactor), with no
-    /// timeouts.
-    fn from(socket: tokio::net::UdpSocket) -> UdpSocket {
-        UdpSocket {
-            shared: Shared::new(socket),
-        }
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UdpSocket");
-        if let Ok(addr) = self.local_addr() {
-            d.field("addr", &addr);
-        }
-        d.field("fd", &self.shared.io.as_fd()).finish()
-    }
 }

@@ -4,18 +4,15 @@
 //! Addresses are std's [`std::os::unix::net::SocketAddr`] (Tokio's
 //! converts to it without loss).
 
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::AsFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::{as_fd, next_incoming, require_tokio, shutdown, stream_read_write, unshare, Shared};
-use crate::future::await_future;
-use crate::runtime::require_fiber;
+use super::common::{
+    await_io, listener, require_tokio, shutdown, std_socket, stream_read_write, Shared,
+};
 
 /// A Unix-domain stream socket, shaped like
 /// [`std::os::unix::net::UnixStream`]: [`Read`](io::Read) and
@@ -50,7 +47,6 @@ pub struct UnixStream {
 }
 
 stream_read_write!(UnixStream);
-as_fd!(UnixStream, shared.io);
 
 impl UnixStream {
     /// Connects to the socket at `path` (on Linux, a path starting with a
@@ -91,11 +87,8 @@ impl UnixStream {
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        const CALL: &str = "fuseau_tokio::net::UnixStream::connect";
-        require_fiber(CALL)?;
-        require_tokio(CALL)?;
-        let stream = await_future(tokio::net::UnixStream::connect(path))??;
-        Ok(UnixStream::from(stream))
+        let connect = tokio::net::UnixStream::connect(path);
+        await_io("fuseau_tokio::net::UnixStream::connect", connect).map(UnixStream::from)
     }
 
     /// A pair of connected, unnamed sockets, registered with the reactor of
@@ -123,43 +116,6 @@ impl UnixStream {
         require_tokio("fuseau_tokio::net::UnixStream::pair")?;
         let (a, b) = tokio::net::UnixStream::pair()?;
         Ok((UnixStream::from(a), UnixStream::from(b)))
-    }
-
-    /// A second handle to the connection, sharing the socket, its
-    /// registration and its timeouts (no new descriptor); see
-    /// [`TcpStream::try_clone`](super::TcpStream::try_clone).
-    ///
-    /// # Errors
-    ///
-    /// None: it always succeeds (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    ///
-    /// fuseau_tokio::main(|| {
-    ///     let (a, mut b) = fuseau_tokio::net::UnixStream::pair()?;
-    ///     let mut a_reader = a.try_clone()?;
-    ///     (&a).write_all(b"a to b")?;
-    ///     b.write_all(b"b to a")?;
-    ///     let mut buf = [0; 6];
-    ///     a_reader.read_exact(&mut buf)?;
-    ///     assert_eq!(&buf, b"b to a");
-    ///     b.read_exact(&mut buf)?;
-    ///     assert_eq!(&buf, b"a to b");
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            shared: self.shared.clone(),
-        })
     }
 
     /// Shuts down the reading, writing or both halves of the connection;
@@ -238,21 +194,55 @@ impl UnixStream {
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.shared.io.peer_addr()?.into())
     }
+}
 
-    /// Bounds how long each read may wait; see
-    /// [`TcpStream::set_read_timeout`](super::TcpStream::set_read_timeout).
-    /// A read that times out fails with `WouldBlock`. Shared by the clones.
+// What `UnixStream` has in common with the other socket types (see `common::std_socket!`).
+std_socket! {
+    UnixStream(stream: tokio::net::UnixStream, std::os::unix::net::UnixStream);
+    debug("local": local_addr, "peer": peer_addr);
+    try_clone:
+    /// ```
+    /// use std::io::{Read, Write};
     ///
-    /// # Errors
+    /// fuseau_tokio::main(|| {
+    ///     let (a, mut b) = fuseau_tokio::net::UnixStream::pair()?;
+    ///     let mut a_reader = a.try_clone()?;
+    ///     (&a).write_all(b"a to b")?;
+    ///     b.write_all(b"b to a")?;
+    ///     let mut buf = [0; 6];
+    ///     a_reader.read_exact(&mut buf)?;
+    ///     assert_eq!(&buf, b"b to a");
+    ///     b.read_exact(&mut buf)?;
+    ///     assert_eq!(&buf, b"a to b");
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau_tokio::Error>(())
+    /// ```
+
+    from_std:
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use tokio::io::AsyncWriteExt;
     ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+    /// fuseau_tokio::main(|| {
+    ///     let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    ///     let mut a = fuseau_tokio::net::UnixStream::from_std(a)?;
+    ///     b.write_all(b"from std")?;
+    ///     let mut buf = [0; 8];
+    ///     a.read_exact(&mut buf)?;
+    ///     assert_eq!(&buf, b"from std");
+    ///     // Back to std, and to Tokio for async code.
+    ///     let a: std::os::unix::net::UnixStream = a.into_std()?;
+    ///     assert!(a.peer_addr()?.is_unnamed());
+    ///     let a = fuseau_tokio::net::UnixStream::from_std(a)?;
+    ///     let mut a: tokio::net::UnixStream = a.into_tokio()?;
+    ///     fuseau_tokio::await_future(a.write_all(b"from async code"))??;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau_tokio::Error>(())
+    /// ```
+
+    timeouts:
     /// ```
     /// use std::io::{ErrorKind, Read};
     /// use std::time::Duration;
@@ -262,90 +252,14 @@ impl UnixStream {
     ///     a.set_read_timeout(Some(Duration::from_millis(10)))?;
     ///     assert_eq!(a.read_timeout()?, Some(Duration::from_millis(10)));
     ///     assert_eq!(a.read(&mut [0; 4]).unwrap_err().kind(), ErrorKind::WouldBlock);
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.set_read_timeout(timeout)
-    }
-
-    /// Bounds how long each write may wait; see
-    /// [`TcpStream::set_write_timeout`](super::TcpStream::set_write_timeout).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// fuseau_tokio::main(|| {
-    ///     let (a, _b) = fuseau_tokio::net::UnixStream::pair()?;
     ///     a.set_write_timeout(Some(Duration::from_secs(1)))?;
     ///     assert_eq!(a.write_timeout()?, Some(Duration::from_secs(1)));
     ///     Ok(())
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.shared.set_write_timeout(timeout)
-    }
 
-    /// The read timeout; see
-    /// [`set_read_timeout`](UnixStream::set_read_timeout).
-    ///
-    /// # Errors
-    ///
-    /// None (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// See [`set_read_timeout`](UnixStream::set_read_timeout).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.read_timeout())
-    }
-
-    /// The write timeout; see
-    /// [`set_write_timeout`](UnixStream::set_write_timeout).
-    ///
-    /// # Errors
-    ///
-    /// None (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// See [`set_write_timeout`](UnixStream::set_write_timeout).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.shared.write_timeout())
-    }
-
-    /// Takes the socket's pending error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// If the option cannot be read.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+    take_error:
     /// ```
     /// fuseau_tokio::main(|| {
     ///     let (a, _b) = fuseau_tokio::net::UnixStream::pair()?;
@@ -354,126 +268,6 @@ impl UnixStream {
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.shared.io.take_error()
-    }
-
-    /// Adopts a connected std stream: sets it non-blocking and registers it
-    /// with the reactor of this thread's Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::from_std`](super::TcpStream::from_std).
-    ///
-    /// # Panics
-    ///
-    /// As [`TcpStream::from_std`](super::TcpStream::from_std).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    ///
-    /// fuseau_tokio::main(|| {
-    ///     let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
-    ///     let mut a = fuseau_tokio::net::UnixStream::from_std(a)?;
-    ///     b.write_all(b"from std")?;
-    ///     let mut buf = [0; 8];
-    ///     a.read_exact(&mut buf)?;
-    ///     assert_eq!(&buf, b"from std");
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        require_tokio("fuseau_tokio::net::UnixStream::from_std")?;
-        stream.set_nonblocking(true)?;
-        Ok(UnixStream::from(tokio::net::UnixStream::from_std(stream)?))
-    }
-
-    /// The std stream, deregistered from the reactor and in blocking mode
-    /// again. The timeouts set here are not carried over.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::into_std`](super::TcpStream::into_std).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fuseau_tokio::main(|| {
-    ///     let (a, _b) = fuseau_tokio::net::UnixStream::pair()?;
-    ///     let a: std::os::unix::net::UnixStream = a.into_std()?;
-    ///     assert!(a.peer_addr()?.is_unnamed());
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        let stream = self.into_tokio()?.into_std()?;
-        stream.set_nonblocking(false)?;
-        Ok(stream)
-    }
-
-    /// The Tokio stream, for async code. The timeouts set here are not
-    /// carried over.
-    ///
-    /// # Errors
-    ///
-    /// `ResourceBusy` if other clones of the stream are alive (the stream
-    /// is then dropped: drop the clones first).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokio::io::AsyncWriteExt;
-    ///
-    /// fuseau_tokio::main(|| {
-    ///     let (a, _b) = fuseau_tokio::net::UnixStream::pair()?;
-    ///     let mut a = a.into_tokio()?;
-    ///     fuseau_tokio::await_future(a.write_all(b"from async code"))??;
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn into_tokio(self) -> io::Result<tokio::net::UnixStream> {
-        Shared::into_io(self.shared, "fuseau_tokio::net::UnixStream::into_tokio")
-    }
-}
-
-impl From<tokio::net::UnixStream> for UnixStream {
-    /// Wraps a Tokio stream (already registered with its reactor), with no
-    /// timeouts.
-    fn from(stream: tokio::net::UnixStream) -> UnixStream {
-        UnixStream {
-            shared: Shared::new(stream),
-        }
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UnixStream");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        if let Ok(peer) = self.peer_addr() {
-            d.field("peer", &peer);
-        }
-        d.field("fd", &self.shared.io.as_fd()).finish()
-    }
 }
 
 /// A Unix-domain listener, shaped like
@@ -511,10 +305,8 @@ impl fmt::Debug for UnixStream {
 /// # Ok::<(), fuseau_tokio::Error>(())
 /// ```
 pub struct UnixListener {
-    io: Arc<tokio::net::UnixListener>,
+    shared: Arc<Shared<tokio::net::UnixListener, ()>>,
 }
-
-as_fd!(UnixListener, io);
 
 impl UnixListener {
     /// Creates a listener bound to `path` (which must not exist; on Linux,
@@ -541,52 +333,6 @@ impl UnixListener {
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         require_tokio("fuseau_tokio::net::UnixListener::bind")?;
         Ok(UnixListener::from(tokio::net::UnixListener::bind(path)?))
-    }
-
-    /// Waits for a connection and returns it with the peer's address
-    /// (usually unnamed). The new stream is registered with the reactor of
-    /// this thread.
-    ///
-    /// # Errors
-    ///
-    /// The system's; the fiber's cancellation; `NotInFiber` outside a
-    /// fiber.
-    ///
-    /// # Cancellation
-    ///
-    /// A cancellation point: cancelled before or while it waits, it accepts
-    /// nothing (a pending connection stays queued).
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixStream::connect`].
-    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        require_fiber("fuseau_tokio::net::UnixListener::accept")?;
-        let (stream, peer) = await_future(self.io.accept())??;
-        Ok((UnixStream::from(stream), peer.into()))
-    }
-
-    /// An iterator of accepted connections, as
-    /// [`TcpListener::incoming`](super::TcpListener::incoming): it ends
-    /// after an error of the fiber (its cancellation, or `NotInFiber`).
-    ///
-    /// # Errors
-    ///
-    /// Each item: as [`accept`](UnixListener::accept).
-    ///
-    /// # Cancellation
-    ///
-    /// Each `next` is a cancellation point, as
-    /// [`accept`](UnixListener::accept).
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixListener`].
-    pub fn incoming(&self) -> UnixIncoming<'_> {
-        UnixIncoming {
-            listener: self,
-            finished: false,
-        }
     }
 
     /// The address the listener is bound to, as std's `SocketAddr`.
@@ -616,50 +362,22 @@ impl UnixListener {
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.io.local_addr()?.into())
+        Ok(self.shared.io.local_addr()?.into())
     }
+}
 
-    /// Takes the socket's pending error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// If the option cannot be read.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let name = format!("fuseau-doc-err-{}.sock", std::process::id());
-    /// let path = std::env::temp_dir().join(name);
-    /// # let _ = std::fs::remove_file(&path);
-    /// fuseau_tokio::main(move || {
-    ///     let listener = fuseau_tokio::net::UnixListener::bind(&path)?;
-    ///     assert!(listener.take_error()?.is_none());
-    ///     std::fs::remove_file(&path)?;
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.take_error()
-    }
+// `accept` and `incoming`, as for the other listener (see `common::listener!`).
+listener! {
+    UnixListener accepts UnixStream from SocketAddr, incoming: UnixIncoming;
+    accept:
+    /// See [`UnixStream::connect`].
+}
 
-    /// A second handle to the listener, sharing the socket (no new
-    /// descriptor).
-    ///
-    /// # Errors
-    ///
-    /// None: it always succeeds (`io::Result` as std's).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+// What `UnixListener` has in common with the other socket types (see `common::std_socket!`).
+std_socket! {
+    UnixListener(listener: tokio::net::UnixListener, std::os::unix::net::UnixListener);
+    debug("local": local_addr);
+    try_clone:
     /// ```
     /// let name = format!("fuseau-doc-clone-{}.sock", std::process::id());
     /// let path = std::env::temp_dir().join(name);
@@ -673,29 +391,8 @@ impl UnixListener {
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            io: self.io.clone(),
-        })
-    }
 
-    /// Adopts a bound std listener: sets it non-blocking and registers it
-    /// with the reactor of this thread's Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::from_std`](super::TcpStream::from_std).
-    ///
-    /// # Panics
-    ///
-    /// As [`TcpStream::from_std`](super::TcpStream::from_std).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
+    from_std:
     /// ```
     /// let name = format!("fuseau-doc-std-{}.sock", std::process::id());
     /// let path = std::env::temp_dir().join(name);
@@ -703,59 +400,10 @@ impl UnixListener {
     /// fuseau_tokio::main(move || {
     ///     let std_listener = std::os::unix::net::UnixListener::bind(&path)?;
     ///     let listener = fuseau_tokio::net::UnixListener::from_std(std_listener)?;
-    ///     let std_again = listener.into_std()?;
-    ///     assert_eq!(std_again.local_addr()?.as_pathname(), Some(path.as_path()));
-    ///     std::fs::remove_file(&path)?;
-    ///     Ok(())
-    /// })?;
-    /// # Ok::<(), fuseau_tokio::Error>(())
-    /// ```
-    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        require_tokio("fuseau_tokio::net::UnixListener::from_std")?;
-        listener.set_nonblocking(true)?;
-        Ok(UnixListener::from(tokio::net::UnixListener::from_std(
-            listener,
-        )?))
-    }
-
-    /// The std listener, deregistered from the reactor and in blocking mode
-    /// again.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::into_std`](super::TcpStream::into_std).
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// See [`from_std`](UnixListener::from_std).
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        let listener = self.into_tokio()?.into_std()?;
-        listener.set_nonblocking(false)?;
-        Ok(listener)
-    }
-
-    /// The Tokio listener, for async code.
-    ///
-    /// # Errors
-    ///
-    /// `ResourceBusy` if other clones of the listener are alive.
-    ///
-    /// # Cancellation
-    ///
-    /// Not a cancellation point.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let name = format!("fuseau-doc-tokio-{}.sock", std::process::id());
-    /// let path = std::env::temp_dir().join(name);
-    /// # let _ = std::fs::remove_file(&path);
-    /// fuseau_tokio::main(move || {
-    ///     let listener = fuseau_tokio::net::UnixListener::bind(&path)?;
+    ///     // Back to std, and to Tokio for async code.
+    ///     let std_listener = listener.into_std()?;
+    ///     assert_eq!(std_listener.local_addr()?.as_pathname(), Some(path.as_path()));
+    ///     let listener = fuseau_tokio::net::UnixListener::from_std(std_listener)?;
     ///     let listener: tokio::net::UnixListener = listener.into_tokio()?;
     ///     let client = tokio::task::spawn_local(tokio::net::UnixStream::connect(path.clone()));
     ///     fuseau_tokio::await_future(listener.accept())??;
@@ -765,49 +413,18 @@ impl UnixListener {
     /// })?;
     /// # Ok::<(), fuseau_tokio::Error>(())
     /// ```
-    pub fn into_tokio(self) -> io::Result<tokio::net::UnixListener> {
-        unshare(self.io, "fuseau_tokio::net::UnixListener::into_tokio")
-    }
-}
 
-impl From<tokio::net::UnixListener> for UnixListener {
-    /// Wraps a Tokio listener (already registered with its reactor).
-    fn from(listener: tokio::net::UnixListener) -> UnixListener {
-        UnixListener {
-            io: Arc::new(listener),
-        }
-    }
-}
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UnixListener");
-        if let Ok(addr) = self.local_addr() {
-            d.field("local", &addr);
-        }
-        d.field("fd", &self.io.as_fd()).finish()
-    }
-}
-
-/// The connections a [`UnixListener`] accepts, from
-/// [`UnixListener::incoming`]: each `next` waits for one (a cancellation point,
-/// as [`UnixListener::accept`]).
-///
-/// # Examples
-///
-/// See [`UnixListener`].
-#[derive(Debug)]
-pub struct UnixIncoming<'a> {
-    listener: &'a UnixListener,
-    finished: bool,
-}
-
-impl Iterator for UnixIncoming<'_> {
-    type Item = io::Result<UnixStream>;
-
-    fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        next_incoming(&mut self.finished, || {
-            self.listener.accept().map(|(stream, _)| stream)
-        })
-    }
+    take_error:
+    /// ```
+    /// let name = format!("fuseau-doc-err-{}.sock", std::process::id());
+    /// let path = std::env::temp_dir().join(name);
+    /// # let _ = std::fs::remove_file(&path);
+    /// fuseau_tokio::main(move || {
+    ///     let listener = fuseau_tokio::net::UnixListener::bind(&path)?;
+    ///     assert!(listener.take_error()?.is_none());
+    ///     std::fs::remove_file(&path)?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), fuseau_tokio::Error>(())
+    /// ```
 }

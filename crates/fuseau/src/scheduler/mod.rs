@@ -904,6 +904,41 @@ pub(crate) fn inactive() -> Error {
     Error::new(ErrorKind::Inactive, "the scheduler was disposed of")
 }
 
+/// A cancellation point that does not wait: fails with the fiber's
+/// cancellation error if it is cancelled, else returns at once. It counts
+/// toward the coop budget as any suspension point that did not have to
+/// wait (the 129th in a row yields, so that a loop of them cannot starve
+/// the thread), which makes it the first step of an operation that may
+/// complete without waiting: a read that finds data ready, say, then
+/// behaves as if it had waited for it.
+///
+/// # Cancellation
+///
+/// A cancellation point, the cheapest there is.
+///
+/// # Errors
+///
+/// The fiber's cancellation error; [`ErrorKind::NotInFiber`] outside a
+/// fiber.
+///
+/// # Examples
+///
+/// ```
+/// fuseau::block_on(|| {
+///     let mut sum = 0u64;
+///     for i in 0..1_000 {
+///         fuseau::checkpoint()?; // cancellable, and fair to other fibers
+///         sum += i;
+///     }
+///     assert_eq!(sum, 499_500);
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn checkpoint() -> Result<()> {
+    with_fiber("checkpoint", |me| me.checkpoint())
+}
+
 /// Lets the other ready fibers run, then continues: the running fiber goes to
 /// the back of the run queue.
 ///
