@@ -36,7 +36,7 @@
 use std::fmt;
 use std::task::Waker;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::std_sync::{AtomicUsize, Ordering};
 
 /// The wait may still be claimed.
 const WAITING: usize = 0;

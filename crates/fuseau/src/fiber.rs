@@ -228,6 +228,11 @@ impl Builder {
         let weak: Weak<dyn Schedule> = Rc::downgrade(sched) as Weak<SchedInner>;
         let typed = Task::new(weak, options, f);
         let task: Rc<Task> = typed.clone();
+        if let Some(parent) = parent {
+            // Inheritable fiber-locals, cloned here, in the caller: a panicking
+            // `Clone` unwinds before the child is registered or linked.
+            crate::local::inherit(parent.header(), task.header());
+        }
         sched.register(&task);
         if let Some(parent) = parent {
             task::link(parent, &task);

@@ -50,6 +50,11 @@
 //! | [`Chan::recv`](crate::Chan::recv) | nothing is taken |
 //! | [`SharedChan::send`](crate::SharedChan::send) (in a fiber) | the value is dropped, unsent |
 //! | [`SharedChan::recv`](crate::SharedChan::recv) (in a fiber) | nothing is taken |
+//! | [`sync::Mutex::lock`](crate::sync::Mutex::lock), [`sync::RwLock::read`](crate::sync::RwLock::read)/[`write`](crate::sync::RwLock::write) | the waiter leaves the queue without the lock; the next waiter is served |
+//! | [`sync::Semaphore::acquire`](crate::sync::Semaphore::acquire), [`acquire_many`](crate::sync::Semaphore::acquire_many) | the waiter leaves the queue without permits (permits handed to it pass on) |
+//! | [`sync::Notify::notified`](crate::sync::Notify::notified) | a notification handed to it passes on to the next waiter, or is stored |
+//! | [`sync::Barrier::wait`](crate::sync::Barrier::wait) | the fiber's arrival is withdrawn |
+//! | [`sync::OnceCell::get_or_init`](crate::sync::OnceCell::get_or_init), [`get_or_try_init`](crate::sync::OnceCell::get_or_try_init) | a waiter leaves; a cancelled initialiser passes the turn to the next waiter |
 //! | `fuseau_tokio::await_future` | the future is dropped |
 //! | `fuseau_tokio::io::{read, write_once, write}` | nothing more is read or written |
 //! | `Read`/`Write` of `fuseau_tokio::iostream::{In, Out}` | an `io::Error` of kind `Other` wrapping the fiber's error (never `Interrupted`) |
@@ -62,7 +67,9 @@
 //! | `fuseau_tokio::signal::ctrl_c` | stops waiting |
 //!
 //! Not cancellation points (they never wait): [`spawn`](crate::spawn) and the
-//! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`,
+//! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`, the
+//! `try_*` calls of [`sync`](crate::sync), `notify_one`/`notify_all`,
+//! `add_permits`,
 //! [`cancel_after`](crate::cancel_after), [`with_cancel_callback`](crate::with_cancel_callback),
 //! fiber-local storage, pools, and [`AnyFiber::cancel`](crate::AnyFiber::cancel).
 //!

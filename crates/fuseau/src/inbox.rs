@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::event_loop::Unpark;
 use crate::id::FiberId;
-use crate::sync::{lock, AtomicBool, Mutex, Ordering, Queue};
+use crate::std_sync::{lock, AtomicBool, Mutex, Ordering, Queue};
 
 /// The part of a scheduler that other threads may touch.
 pub(crate) struct Inbox {

@@ -93,6 +93,15 @@
 //!
 //! [`select`](crate::select()) does the same for a set of branches built at run time.
 //!
+//! ## Sharing state between fibers
+//!
+//! [`sync`] has a fiber's [`Mutex`](sync::Mutex), [`RwLock`](sync::RwLock),
+//! [`Semaphore`](sync::Semaphore), [`Notify`](sync::Notify),
+//! [`Barrier`](sync::Barrier) and [`OnceCell`](sync::OnceCell) for the
+//! fibers of one scheduler: waiting on them suspends the fiber, not the
+//! thread; waiters are served in FIFO order, and a cancelled waiter takes
+//! nothing with it.
+//!
 //! ## Scheduling
 //!
 //! Fibers of a scheduler run on its thread, one at a time, in FIFO order:
@@ -161,8 +170,8 @@ mod event_loop;
 mod id;
 mod overflow;
 mod stack;
+mod std_sync;
 mod switch;
-mod sync;
 mod timer;
 // L1: a scheduler's inbox (what other threads touch); the fiber record.
 mod inbox;
@@ -182,6 +191,7 @@ mod loom_tests;
 mod pool;
 mod remote;
 mod shared_chan;
+pub mod sync;
 pub mod time;
 // L4: running a scheduler on a plain thread; tests that use every layer.
 mod block_on;

@@ -4,7 +4,7 @@
 //! wait ([`Claim`]).
 //!
 //! Compiled only with `RUSTFLAGS="--cfg loom"`, which swaps the primitives of
-//! `crate::sync` for loom's. Run them (as `.ci/run` does) with:
+//! `crate::std_sync` for loom's. Run them (as `.ci/run` does) with:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p fuseau --lib --release \
@@ -45,7 +45,7 @@ use crate::pool::BufPool;
 use crate::remote::{spawn_from_anywhere, Shared};
 use crate::scheduler::SchedulerHandle;
 use crate::shared_chan::SharedChan;
-use crate::sync::{lock, Condvar, Mutex};
+use crate::std_sync::{lock, Condvar, Mutex};
 
 /// Runs `f` under loom with bounded preemptions.
 fn model(f: impl Fn() + Sync + Send + 'static) {

@@ -9,7 +9,7 @@ use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use crate::sync::{lock, Mutex, MutexGuard};
+use crate::std_sync::{lock, Mutex, MutexGuard};
 
 /// A pool of items of type `T`, made on demand by `mk_item` and kept for
 /// reuse (at most `max_size` of them). Cheap to clone: clones share the pool.
@@ -168,7 +168,7 @@ impl BufPool {
 
     fn free(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
         // The lock only guards pushes and pops, which cannot panic midway:
-        // a poisoned lock still holds a consistent list. (`crate::sync`'s
+        // a poisoned lock still holds a consistent list. (`crate::std_sync`'s
         // mutex, so that the loom tests see it.)
         lock(&self.free)
     }

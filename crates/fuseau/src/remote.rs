@@ -28,7 +28,7 @@ use crate::fiber::Builder;
 use crate::inbox::{Inbox, Message};
 use crate::scheduler::context::{current_sched, with_current};
 use crate::scheduler::{inactive, Scheduler, SchedulerHandle};
-use crate::sync::{lock, Condvar, Mutex};
+use crate::std_sync::{lock, Condvar, Mutex};
 use crate::task::{Origin, Wakeup};
 
 /// The result slot of a remote fiber (rule 5). `pub(crate)` with its
@@ -63,7 +63,7 @@ impl<T> Shared<T> {
         }
     }
 
-    fn lock(&self) -> crate::sync::MutexGuard<'_, State<T>> {
+    fn lock(&self) -> crate::std_sync::MutexGuard<'_, State<T>> {
         lock(&self.state)
     }
 

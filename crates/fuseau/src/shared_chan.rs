@@ -62,7 +62,7 @@ use crate::claim::Claim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{wait_for, Event};
 use crate::scheduler::context::in_fiber;
-use crate::sync::{lock, Condvar, Mutex};
+use crate::std_sync::{lock, Condvar, Mutex};
 use crate::task::{scheduler_on_this_thread, Wakeup};
 
 /// A channel between fibers of any schedulers (and threads), as in Go.
@@ -398,7 +398,7 @@ impl<T: Send + 'static> SharedChan<T> {
         }
     }
 
-    fn lock(&self) -> crate::sync::MutexGuard<'_, State<T>> {
+    fn lock(&self) -> crate::std_sync::MutexGuard<'_, State<T>> {
         lock(&self.state)
     }
 

@@ -87,6 +87,12 @@ fn send_and_sync_table() {
         traits_of!(SharedChan<std::rc::Rc<u32>>),
         traits_of!(SharedSendEvent<u32>),
         traits_of!(SharedRecvEvent<u32>),
+        traits_of!(fuseau::sync::Mutex<u32>),
+        traits_of!(fuseau::sync::RwLock<u32>),
+        traits_of!(fuseau::sync::Semaphore),
+        traits_of!(fuseau::sync::Notify),
+        traits_of!(fuseau::sync::Barrier),
+        traits_of!(fuseau::sync::OnceCell<u32>),
         traits_of!(When<'static, u32>),
     ];
     let expected = [
@@ -128,6 +134,13 @@ fn send_and_sync_table() {
         // Its events are made and waited for by one fiber.
         ("SharedSendEvent<u32>", false, false),
         ("SharedRecvEvent<u32>", false, false),
+        // Fiber primitives of one scheduler, as `Chan`.
+        ("fuseau::sync::Mutex<u32>", false, false),
+        ("fuseau::sync::RwLock<u32>", false, false),
+        ("fuseau::sync::Semaphore", false, false),
+        ("fuseau::sync::Notify", false, false),
+        ("fuseau::sync::Barrier", false, false),
+        ("fuseau::sync::OnceCell<u32>", false, false),
         ("When<'static, u32>", false, false),
     ];
     assert_eq!(actual, expected);
