@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::Instant;
 
+use crate::erase;
 use crate::error::Result;
 use crate::event_loop::{EventLoop, Unpark};
 use crate::fiber::Builder;
@@ -30,6 +31,12 @@ impl EventLoop for ThreadLoop {
 /// result; then the scheduler is disposed of (other fibers, spawned from
 /// other threads, are cancelled and unwound).
 ///
+/// `f` may borrow from the caller (it need not be `'static`): `block_on`
+/// returns, or unwinds, only after its scheduler is disposed of, and so
+/// after every fiber has finished or been unwound; nothing that `f`
+/// borrows can reach a fiber that outlives it (`spawn` takes `'static`
+/// closures). The argument is in the `erase` module of the source.
+///
 /// For programs that need sockets or Tokio, use `fuseau_tokio::main`.
 ///
 /// # Errors
@@ -44,9 +51,19 @@ impl EventLoop for ThreadLoop {
 ///     fibers.into_iter().map(|f| f.join()).sum::<fuseau::Result<u64>>()
 /// })?;
 /// assert_eq!(sum, 55);
+///
+/// // The body may borrow from the caller, mutably too.
+/// let mut log = Vec::new();
+/// fuseau::block_on(|| {
+///     log.push("in a fiber");
+///     fuseau::yield_now()?;
+///     log.push("after a yield");
+///     Ok(())
+/// })?;
+/// assert_eq!(log, ["in a fiber", "after a yield"]);
 /// # Ok::<(), fuseau::Error>(())
 /// ```
-pub fn block_on<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+pub fn block_on<T: 'static>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     block_on_with(Config::default(), f)
 }
 
@@ -55,17 +72,19 @@ pub fn block_on<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T
 /// # Errors
 ///
 /// The main fiber's error.
-pub fn block_on_with<T: 'static>(
-    config: Config,
-    f: impl FnOnce() -> Result<T> + 'static,
-) -> Result<T> {
-    let sched = Scheduler::new(
+pub fn block_on_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let sched = DisposeOnDrop(Scheduler::new(
         ThreadLoop {
             thread: thread::current(),
         },
         config,
-    );
-    let main = Builder::new().name("main").spawn_on(&sched, f)?;
+    ));
+    let sched = &sched.0;
+    // SAFETY: `sched` is disposed of before this function returns or
+    // unwinds (`DisposeOnDrop`), and the body is either spawned on it or
+    // dropped by the failed spawn, before `f`'s borrows end (see `erase`).
+    let f = unsafe { erase::body(f) };
+    let main = Builder::new().name("main").spawn_on(sched, f)?;
     loop {
         let iteration = sched.run_iteration();
         if main.is_done() {
@@ -85,4 +104,14 @@ pub fn block_on_with<T: 'static>(
     }
     sched.dispose();
     main.join()
+}
+
+/// Disposes of the scheduler when `block_on` returns or unwinds: the
+/// guarantee `erase::body` relies on.
+struct DisposeOnDrop(Scheduler);
+
+impl Drop for DisposeOnDrop {
+    fn drop(&mut self) {
+        self.0.dispose();
+    }
 }

@@ -165,6 +165,7 @@
 // L0: errors, ids, the stack pool, the context switch, timers, the event
 //     loop trait, cross-thread primitives (and the claim word built on them).
 mod claim;
+mod erase;
 mod error;
 mod event_loop;
 mod id;
@@ -223,6 +224,10 @@ pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::event::{select_index, DynBranch, SelectBranch};
+
+    /// For `fuseau_tokio::main`: a runner's body with the lifetime of its
+    /// borrows erased. Its safety contract is the `erase` module's.
+    pub use crate::erase::body as erase_body;
 
     /// How this process makes stack guard pages: `"MADV_GUARD_INSTALL"` or
     /// `"mprotect"`.

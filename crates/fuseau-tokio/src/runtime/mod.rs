@@ -88,6 +88,12 @@ impl EventLoop for TokioLoop {
 /// fiber placed on one thread for its whole life, with `Send` bounds on what
 /// crosses threads.
 ///
+/// `f` may borrow from the caller (it need not be `'static`), as the body
+/// of [`std::thread::scope`] may: `main` returns, or unwinds, only after
+/// the scheduler is disposed of, so after every fiber has finished or been
+/// unwound. [`run`] cannot offer this: a future can be leaked half-way,
+/// and with it fibers that still hold the borrows.
+///
 /// # Errors
 ///
 /// The main fiber's error, or an [`Io`](fuseau::ErrorKind::Io) error if the
@@ -111,9 +117,18 @@ impl EventLoop for TokioLoop {
 ///     child.join()
 /// })?;
 /// assert_eq!(answer, 42);
+///
+/// // The body may borrow from the caller's stack.
+/// let mut lines = Vec::new();
+/// fuseau_tokio::main(|| {
+///     fuseau_tokio::sleep(Duration::from_millis(1))?;
+///     lines.push(format!("the answer was {answer}"));
+///     Ok(())
+/// })?;
+/// assert_eq!(lines, ["the answer was 42"]);
 /// # Ok::<(), fuseau_tokio::Error>(())
 /// ```
-pub fn main<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+pub fn main<T: 'static>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     main_with(Config::default(), f)
 }
 
@@ -126,11 +141,20 @@ pub fn main<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
 /// # Panics
 ///
 /// As [`main`].
-pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
+    // SAFETY: the body runs in the scheduler of the `run_with` future below,
+    // a task of `local`. That future disposes of its scheduler when it
+    // completes or is dropped (`DisposeOnDrop`), and it does one or the
+    // other before this function returns or unwinds: `block_on` returns
+    // only once the task is done, and `local` (declared after `runtime`, so
+    // dropped first) drops any task left when it is dropped. Nothing else
+    // can hold the future: it never leaves this function. This is the
+    // contract of `fuseau::__private::erase_body` (core's `erase` module).
+    let f = unsafe { fuseau::__private::erase_body(f) };
     // The driver runs as a task of the LocalSet, not as its main future: a
     // wake-up from another local task (a Tokio future a fiber awaits) then
     // schedules it within the same LocalSet tick, instead of making Tokio
@@ -154,6 +178,20 @@ pub fn main_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T> + 'st
 /// neither replaces nor shuts down the runtime, and may be run several
 /// times, or several at once, on one thread. Dropping the future before it
 /// is done disposes of the scheduler: every fiber is cancelled and unwound.
+///
+/// Unlike [`main`], `run` needs a `'static` body: a future can be leaked
+/// (`std::mem::forget`) before it is done, and with it the fibers, which
+/// could then outlive anything the body borrowed (the reason scoped async
+/// tasks cannot be sound, tokio#3162).
+///
+/// ```compile_fail
+/// let name = String::from("borrowed");
+/// // error: the closure may outlive `name`
+/// let _future = fuseau_tokio::run(|| {
+///     println!("{name}");
+///     Ok(())
+/// });
+/// ```
 ///
 /// For the lowest latency between fibers and Tokio tasks, run it as a
 /// `spawn_local` task of the `LocalSet` (as [`main`] does) rather than as
