@@ -17,7 +17,9 @@ use tungstenite::Message;
 
 /// Serves one WebSocket connection: every text or binary message comes
 /// back, until the client closes. Returns how many messages it echoed.
-fn serve(stream: TcpStream) -> Result<u64> {
+/// (`pub` for `crates/fuseau-tokio/tests/sync_crates.rs`, which serves its
+/// own client with it.)
+pub fn serve(stream: TcpStream) -> Result<u64> {
     let mut ws = tungstenite::accept(stream).map_err(|e| Error::other(e.to_string()))?;
     let mut echoed = 0;
     loop {

@@ -315,23 +315,39 @@ fn w6m(p: EchoParams, threads: usize) -> Result<()> {
         },
     )?;
     announce_port(server.local_addr());
-    let mut echoed = 0;
-    let mut per_thread = vec![0u64; threads];
-    for _ in 0..p.connections {
-        let (thread, bytes) = closed
-            .recv()
-            .map_err(|_| Error::from("W6m: every handler is gone"))?;
-        echoed += bytes;
-        per_thread[thread] += 1;
-    }
+    let (echoed, busiest) = tally(&closed, p.connections, threads)?;
     let cpu = cpu_time() - cpu;
     server.shutdown()?;
     runtime.shutdown();
+    report_w6m(p, cpu, echoed, busiest);
+    Ok(())
+}
+
+/// Waits until `connections` connections have closed, each reported on
+/// `closed` with the thread that served it and the bytes it echoed; the
+/// bytes in all, and how many connections the busiest thread served.
+fn tally(
+    closed: &std::sync::mpsc::Receiver<(usize, u64)>,
+    connections: u64,
+    threads: usize,
+) -> Result<(u64, u64)> {
+    let mut echoed = 0;
+    let mut per_thread = vec![0u64; threads];
+    for _ in 0..connections {
+        let (thread, bytes) = closed
+            .recv()
+            .map_err(|_| Error::from("every connection handler is gone"))?;
+        echoed += bytes;
+        per_thread[thread] += 1;
+    }
+    Ok((echoed, per_thread.into_iter().max().unwrap_or(0)))
+}
+
+/// W6's server figures, and how many connections the busiest thread served.
+fn report_w6m(p: EchoParams, cpu: Duration, echoed: u64, busiest: u64) {
     let mut metrics = w6_server_metrics(p, cpu, echoed);
-    let busiest = per_thread.iter().max().copied().unwrap_or(0);
     metrics.push(("busiest_thread_conns", busiest as f64));
     report(&metrics);
-    Ok(())
 }
 
 /// W6m's other design for a server on every thread (issue 11: measure
@@ -368,22 +384,11 @@ fn w6a(p: EchoParams, threads: usize) -> Result<()> {
         .recv()
         .map_err(|_| Error::from("W6a: the acceptor failed"))?;
     announce_port(addr);
-    let mut echoed = 0;
-    let mut per_thread = vec![0u64; threads];
-    for _ in 0..p.connections {
-        let (thread, bytes) = closed
-            .recv()
-            .map_err(|_| Error::from("W6a: every handler is gone"))?;
-        echoed += bytes;
-        per_thread[thread] += 1;
-    }
+    let (echoed, busiest) = tally(&closed, p.connections, threads)?;
     let cpu = cpu_time() - cpu;
     acceptor.cancel();
     runtime.shutdown();
-    let mut metrics = w6_server_metrics(p, cpu, echoed);
-    let busiest = per_thread.iter().max().copied().unwrap_or(0);
-    metrics.push(("busiest_thread_conns", busiest as f64));
-    report(&metrics);
+    report_w6m(p, cpu, echoed, busiest);
     Ok(())
 }
 

@@ -8,6 +8,9 @@
 //! blocked the thread instead of suspending the fiber would deadlock.
 
 mod common;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../examples/ws_echo.rs"]
+mod ws_echo;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
@@ -136,22 +139,8 @@ fn websocket_echo_with_tungstenite() {
     let echoed = fuseau_tokio::main(|| {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let server = spawn(move || {
-            let (stream, _) = listener.accept()?;
-            let mut ws = tungstenite::accept(stream).map_err(|e| Error::other(e.to_string()))?;
-            let mut echoed = 0;
-            loop {
-                match ws.read() {
-                    Ok(message) if message.is_text() || message.is_binary() => {
-                        ws.send(message).map_err(Error::other)?;
-                        echoed += 1;
-                    }
-                    Ok(_) => {} // Pings are answered by tungstenite; a close is replied to.
-                    Err(tungstenite::Error::ConnectionClosed) => return Ok(echoed),
-                    Err(e) => return Err(Error::other(e)),
-                }
-            }
-        });
+        // The server: the example's, on tungstenite's server side.
+        let server = spawn(move || ws_echo::serve(listener.accept()?.0));
         let client = spawn(move || {
             let stream = TcpStream::connect(addr)?;
             let (mut ws, response) = tungstenite::client(format!("ws://{addr}/echo"), stream)

@@ -65,6 +65,8 @@
 //! | `fuseau_tokio::process`: `Command::status`, `output` | the child is killed |
 //! | `fuseau_tokio::process`: `Child::wait`, pipe reads and writes | the child runs on; nothing is transferred |
 //! | `fuseau_tokio::signal::ctrl_c` | stops waiting |
+//! | any of the above inside [`shield`](crate::shield) (not a cancellation point itself) | not woken: the fiber's cancellation is held until its outermost shield ends, then delivered at its next suspension point (children spawned inside are held with it; disposal force-unwinds a shielded fiber that does not return) |
+//! | any of the above inside [`shield_for`](crate::shield_for) | as `shield`; when the time limit expires, woken: fails with `Timeout`, as does every later one of the body (the fiber is not cancelled by it) |
 //!
 //! Not cancellation points (they never wait): [`spawn`](crate::spawn) and the
 //! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`, the

@@ -192,6 +192,7 @@ mod loom_tests;
 mod pool;
 mod remote;
 mod shared_chan;
+mod shield;
 pub mod sync;
 pub mod time;
 // L4: running a scheduler on a plain thread; tests that use every layer.
@@ -216,6 +217,7 @@ pub use scheduler::{
     checkpoint, schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
 pub use shared_chan::{SharedChan, SharedRecvEvent, SharedSendEvent};
+pub use shield::{shield, shield_for};
 pub use task::Wakeup;
 pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};
 

@@ -30,30 +30,38 @@ fn ready_round_trip(chan: &Chan<u64>, steps: &Cell<u64>) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn a_fiber_on_an_always_ready_channel_lets_the_others_run() {
+/// Runs a spinner, which calls `step` (suspension points that never wait,
+/// counting them in the counter it is given) until an observer fiber has
+/// taken `turns` turns, each a `yield_now`; returns the spinner's count
+/// at the start of each of the observer's turns.
+fn observe_spinner(turns: usize, step: impl Fn(&Cell<u64>) -> Result<()> + 'static) -> Vec<u64> {
     let sim = Sim::new();
     let steps = Rc::new(Cell::new(0u64));
     let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
     let (s, log) = (steps.clone(), seen.clone());
     let observer = sim.spawn(move || {
-        for _ in 0..20 {
+        for _ in 0..turns {
             log.borrow_mut().push(s.get());
             yield_now()?;
         }
         Ok(())
     });
-    let s = steps.clone();
     let o = observer.as_any_fiber();
     let spinner = sim.spawn(move || {
-        let chan = Chan::bounded(1);
         while !o.is_done() {
-            ready_round_trip(&chan, &s)?;
+            step(&steps)?;
         }
         Ok(())
     });
     sim.run_until(|| spinner.is_done());
-    let seen = seen.take();
+    spinner.join().unwrap();
+    seen.take()
+}
+
+#[test]
+fn a_fiber_on_an_always_ready_channel_lets_the_others_run() {
+    let chan = Chan::bounded(1);
+    let seen = observe_spinner(20, move |steps| ready_round_trip(&chan, steps));
     assert_eq!(seen.len(), 20, "{seen:?}");
     for pair in seen.windows(2) {
         let gap = pair[1] - pair[0];
@@ -245,36 +253,19 @@ fn a_busy_fiber_cancelled_at_its_forced_yield_loses_nothing() {
 
 #[test]
 fn a_loop_of_checkpoints_yields_after_the_budget() {
-    let sim = Sim::new();
-    let steps = Rc::new(Cell::new(0u64));
-    let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
-    let (s, log) = (steps.clone(), seen.clone());
-    let observer = sim.spawn(move || {
-        for _ in 0..5 {
-            log.borrow_mut().push(s.get());
-            yield_now()?;
-        }
+    let seen = observe_spinner(5, |steps| {
+        fuseau::checkpoint()?;
+        steps.set(steps.get() + 1);
+        assert!(steps.get() < CAP, "the observer never ran");
         Ok(())
     });
-    let s = steps.clone();
-    let o = observer.as_any_fiber();
-    let spinner = sim.spawn(move || {
-        while !o.is_done() {
-            fuseau::checkpoint()?;
-            s.set(s.get() + 1);
-            assert!(s.get() < CAP, "the observer never ran");
-        }
-        Ok(())
-    });
-    sim.run_until(|| spinner.is_done());
-    let seen = seen.take();
+    assert_eq!(seen.len(), 5, "{seen:?}");
     // The spinner passes a budget of checkpoints between two turns of the
     // observer: the 129th yields (and counts once it resumes).
     for pair in seen.windows(2) {
         let gap = pair[1] - pair[0];
         assert!((BUDGET..=BUDGET + 1).contains(&gap), "{seen:?}");
     }
-    spinner.join().unwrap();
 }
 
 #[test]

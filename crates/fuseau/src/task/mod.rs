@@ -32,7 +32,8 @@
 //! One [`Cell<u32>`](std::cell::Cell) (`state.rs`): the stage (not started,
 //! running, suspended, finishing, done) and the flags `QUEUED`, `WOKEN`,
 //! `CANCELLED`, `UNWINDING`, `YIELDED`, `DEADLINE`, `STARTED`,
-//! `PROPAGATE`, `RESUMED_PANICKING`, `SHARED_CLAIMS`. Every transition is
+//! `PROPAGATE`, `RESUMED_PANICKING`, `SHARED_CLAIMS`, `SHIELDED`,
+//! `SHIELD_DEADLINE`, `SHIELDED_CHILD`. Every transition is
 //! a method in `state.rs`; nobody else flips bits. The hot paths read only
 //! this word: the cancellation error itself is read on the slow path, once
 //! `CANCELLED` is set (and a wait's cross-thread claim word once
@@ -208,6 +209,12 @@ pub(crate) struct Extras {
     /// The cross-thread claim words of the fiber's waits (`wait.rs`),
     /// boxed: only fibers that wait on `SharedChan`s ever have them.
     shared_waits: Option<Box<wait::SharedWaits>>,
+    /// How deeply the running code is nested in shields (`crate::shield`);
+    /// `SHIELDED` is set while this is not zero.
+    shield_depth: u32,
+    /// The timers of the active `shield_for` time limits, innermost last
+    /// (`SHIELD_DEADLINE` is set while this is not empty).
+    shield_limits: Vec<TimerKey>,
 }
 
 /// How a fiber was cancelled and how it failed. Read on slow paths only:
@@ -360,8 +367,11 @@ impl Header {
         self.sched.upgrade()
     }
 
-    /// The error the fiber was cancelled with, if it was. The state bit
-    /// is the fast check; the error itself is in the extras.
+    /// The error the fiber was cancelled with, if it was and the
+    /// cancellation is delivered: `None` while a shield holds it
+    /// (`crate::shield`; the stack is not being force-unwound), although
+    /// the fiber counts as cancelled ([`is_cancelled`](Header::is_cancelled)).
+    /// The state bit is the fast check; the error itself is in the extras.
     pub(crate) fn cancel_error(&self) -> Option<Error> {
         if !self.is_cancelled() {
             return None;
@@ -371,6 +381,9 @@ impl Header {
 
     #[cold]
     fn cancel_error_slow(&self) -> Option<Error> {
+        if self.is_shield_holding() {
+            return None;
+        }
         self.read_extras(|e| e.outcome.cancelled.as_ref().map(|(e, _)| e.clone()))
     }
 
@@ -549,6 +562,12 @@ impl Header {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.state.has(state::CANCELLED)
+    }
+
+    /// A shield holds the fiber's cancellation: it runs inside `shield`
+    /// and its stack is not being force-unwound.
+    pub(crate) fn is_shield_holding(&self) -> bool {
+        self.state.has(state::SHIELDED) && !self.state.has(state::UNWINDING)
     }
 
     /// The scheduler is force-unwinding the fiber's stack.

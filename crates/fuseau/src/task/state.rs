@@ -15,6 +15,9 @@
 //! | `PROPAGATE` | spawn, from `propagate_cancel_to_parent` | never |
 //! | `RESUMED_PANICKING` | [`State::resume`], when the thread is panicking | the next resume |
 //! | `SHARED_CLAIMS` | a wait publishes a cross-thread claim word (`wait.rs`) | the end of the last such wait |
+//! | `SHIELDED` | the outermost `shield` starts ([`State::set_shielded`]) | the outermost `shield` ends |
+//! | `SHIELD_DEADLINE` | a `shield_for` starts | the last active `shield_for` ends |
+//! | `SHIELDED_CHILD` | a child is linked while its parent is `SHIELDED` | the parent's outermost shield ends |
 
 use std::cell::Cell;
 
@@ -48,9 +51,19 @@ pub(crate) const RESUMED_PANICKING: u32 = 1 << 11;
 /// it. Never set for fibers that use only local events, whose hot paths
 /// test this bit and nothing more.
 pub(crate) const SHARED_CLAIMS: u32 = 1 << 12;
+/// The fiber runs inside a `shield` (`crate::shield`): a cancellation is
+/// recorded, not delivered (unless the stack is `UNWINDING`). Only read
+/// once `CANCELLED` is set, so it costs nothing to fibers never cancelled.
+pub(crate) const SHIELDED: u32 = 1 << 13;
+/// A `shield_for` with a time limit is active: suspension points take
+/// their slow path, which checks the limit.
+pub(crate) const SHIELD_DEADLINE: u32 = 1 << 14;
+/// The fiber was linked to its parent while the parent was `SHIELDED`:
+/// the parent's cancellation skips it until the parent's shield ends.
+pub(crate) const SHIELDED_CHILD: u32 = 1 << 15;
 
 /// The flags that send a suspension point to its slow path.
-pub(crate) const CHECKPOINT_SLOW: u32 = CANCELLED | UNWINDING | DEADLINE;
+pub(crate) const CHECKPOINT_SLOW: u32 = CANCELLED | UNWINDING | DEADLINE | SHIELD_DEADLINE;
 
 pub(crate) struct State(Cell<u32>);
 
@@ -171,6 +184,30 @@ impl State {
         self.clear(SHARED_CLAIMS);
     }
 
+    /// The outermost shield starts (`true`) or ends (`false`).
+    pub(crate) fn set_shielded(&self, on: bool) {
+        self.put(SHIELDED, on);
+    }
+
+    /// A `shield_for` time limit is active (`true`) or none is (`false`).
+    pub(crate) fn set_shield_deadline(&self, on: bool) {
+        self.put(SHIELD_DEADLINE, on);
+    }
+
+    /// The fiber is linked under a shielded parent (`true`), or that
+    /// parent's shield ended (`false`).
+    pub(crate) fn set_shielded_child(&self, on: bool) {
+        self.put(SHIELDED_CHILD, on);
+    }
+
+    fn put(&self, flags: u32, on: bool) {
+        if on {
+            self.set(flags);
+        } else {
+            self.clear(flags);
+        }
+    }
+
     pub(crate) fn set_deadline(&self) {
         self.set(DEADLINE);
     }
@@ -219,5 +256,24 @@ mod tests {
         s.complete();
         assert_eq!(s.stage(), Stage::Done);
         assert!(s.has(CANCELLED | PROPAGATE));
+    }
+
+    #[test]
+    fn shield_bits_come_and_go() {
+        let s = State::new(false);
+        s.set_shielded(true);
+        s.set_shield_deadline(true);
+        s.set_shielded_child(true);
+        assert!(s.has(SHIELDED) && s.has(SHIELD_DEADLINE) && s.has(SHIELDED_CHILD));
+        assert!(
+            s.has(CHECKPOINT_SLOW),
+            "a time limit routes checkpoints to the slow path"
+        );
+        s.set_shield_deadline(false);
+        assert!(!s.has(CHECKPOINT_SLOW), "a shield alone does not");
+        s.set_shielded(false);
+        s.set_shielded_child(false);
+        assert!(!s.has(SHIELDED | SHIELD_DEADLINE | SHIELDED_CHILD));
+        assert_eq!(s.stage(), Stage::NotStarted);
     }
 }

@@ -5,12 +5,16 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use super::state::{Stage, PROPAGATE};
+use super::state::{Stage, PROPAGATE, SHIELDED, SHIELDED_CHILD};
 use super::{forbid_waits, CancelCallback, Extras, Origin, Task};
 use crate::error::{Error, Result};
+use crate::timer::TimerKey;
 
 /// Links `child` under `parent`. A child born under a cancelled parent is
-/// cancelled at once (it will never run its body).
+/// cancelled at once (it will never run its body), unless a shield of the
+/// parent holds that cancellation: a child linked while its parent is
+/// shielded is held with it (`SHIELDED_CHILD`), and is cancelled when the
+/// parent's outermost shield ends ([`Task::exit_shield`]).
 pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
     let ph = parent.header();
     ph.with_children(|children| {
@@ -20,6 +24,9 @@ pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
     });
     // The link is new: nothing to drop.
     child.header().parent.set(Some(parent.to_rc()));
+    if ph.state.has(SHIELDED) {
+        child.header().state.set_shielded_child(true);
+    }
     if let Some(e) = ph.cancel_error() {
         cancel(child, Error::passed_to_child(&e), Origin::Parent);
     }
@@ -39,6 +46,12 @@ type Pending = (Rc<Task>, Vec<(u64, CancelCallback)>, Error);
 /// then run the cancel callbacks (newest first within a fiber). Callbacks
 /// run on the canceller's stack and cannot wait (`forbid_waits`): a
 /// cancellation returns at once. A callback that panics fails its fiber.
+///
+/// A fiber inside a shield (`crate::shield`; not force-unwinding) is
+/// marked, and its other children are cancelled, but it is not woken, its
+/// callbacks do not run and the children linked during its shield are
+/// skipped: all that waits for the end of its outermost shield
+/// ([`Task::exit_shield`]).
 pub(crate) fn cancel(task: &Task, error: Error, origin: Origin) {
     let mut marked: Vec<Rc<Task>> = Vec::new();
     let mut callbacks: Vec<Pending> = Vec::new();
@@ -49,28 +62,42 @@ pub(crate) fn cancel(task: &Task, error: Error, origin: Origin) {
         if h.state.stage() == Stage::Done || !h.state.cancel() {
             continue;
         }
+        let held = h.is_shield_holding();
         let cbs = h.with_extras(|x| {
             x.outcome.cancelled = Some((e.clone(), o));
-            std::mem::take(&mut x.callbacks)
+            if held {
+                Vec::new()
+            } else {
+                std::mem::take(&mut x.callbacks)
+            }
         });
         let for_children = Error::passed_to_child(&e);
         h.with_children(|children| {
             work.extend(
                 children
                     .iter()
+                    .filter(|c| !(held && c.header().state.has(SHIELDED_CHILD)))
                     .map(|c| (c.clone(), for_children.clone(), Origin::Parent)),
             );
         });
         if !cbs.is_empty() {
             callbacks.push((t.clone(), cbs, e));
         }
-        marked.push(t);
+        if !held {
+            marked.push(t);
+        }
     }
     for t in &marked {
         if t.header().state.stage() == Stage::Suspended {
             t.make_ready();
         }
     }
+    run_callbacks(callbacks);
+}
+
+/// Runs cancel callbacks (newest first within a fiber), none of which may
+/// wait; a callback that panics fails its fiber.
+fn run_callbacks(callbacks: Vec<Pending>) {
     let mut panics = Vec::new();
     for (t, cbs, e) in callbacks {
         for (_, cb) in cbs.into_iter().rev() {
@@ -81,6 +108,68 @@ pub(crate) fn cancel(task: &Task, error: Error, origin: Origin) {
     }
     for (t, e) in panics {
         fail(&t, e);
+    }
+}
+
+impl Task {
+    /// The running fiber enters a shield (`crate::shield`), with the timer
+    /// of its time limit if it has one (`shield_for`).
+    pub(crate) fn enter_shield(&self, limit: Option<TimerKey>) {
+        let h = self.header();
+        let outermost = h.with_extras(|x| {
+            x.shield_depth += 1;
+            x.shield_limits.extend(limit);
+            x.shield_depth == 1
+        });
+        if outermost {
+            h.state.set_shielded(true);
+        }
+        if limit.is_some() {
+            h.state.set_shield_deadline(true);
+        }
+    }
+
+    /// The running fiber leaves the shield it entered last (`limit` as
+    /// given to [`enter_shield`](Task::enter_shield); the caller disarms the
+    /// timer). When the outermost shield ends, what it held takes effect: if
+    /// the fiber was cancelled meanwhile, its cancel callbacks run and the
+    /// children linked during the shield are cancelled (the fiber itself
+    /// learns it at its next suspension point); otherwise those children
+    /// become ordinary children, reached by its later cancellation.
+    pub(crate) fn exit_shield(&self, limit: Option<TimerKey>) {
+        let h = self.header();
+        let (outermost, limits_left) = h.with_extras(|x| {
+            x.shield_depth = x.shield_depth.checked_sub(1).expect("shields are nested");
+            if let Some(key) = limit {
+                if let Some(i) = x.shield_limits.iter().rposition(|k| *k == key) {
+                    x.shield_limits.remove(i);
+                }
+            }
+            (x.shield_depth == 0, !x.shield_limits.is_empty())
+        });
+        h.state.set_shield_deadline(limits_left);
+        if !outermost {
+            return;
+        }
+        h.state.set_shielded(false);
+        let mut held_children = Vec::new();
+        h.with_children(|children| {
+            for c in children.iter() {
+                if c.header().state.has(SHIELDED_CHILD) {
+                    c.header().state.set_shielded_child(false);
+                    held_children.push(c.clone());
+                }
+            }
+        });
+        let Some(e) = h.cancel_error() else { return };
+        let for_children = Error::passed_to_child(&e);
+        for child in &held_children {
+            cancel(child, for_children.clone(), Origin::Parent);
+        }
+        let cbs = h.take_extra(|x| &mut x.callbacks);
+        if !cbs.is_empty() {
+            run_callbacks(vec![(self.to_rc(), cbs, e)]);
+        }
     }
 }
 
@@ -167,6 +256,8 @@ pub(crate) fn try_complete(task: &Task) {
             locals,
             next_callback: _,
             shared_waits: _,
+            shield_depth: _,
+            shield_limits: _,
         } = extras;
         if let Some(sched) = &sched {
             for key in deadlines {

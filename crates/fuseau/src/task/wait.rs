@@ -14,12 +14,17 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::state::{
-    Stage, CANCELLED, CHECKPOINT_SLOW, DEADLINE, RESUMED_PANICKING, SHARED_CLAIMS, UNWINDING, WOKEN,
+    Stage, CANCELLED, CHECKPOINT_SLOW, DEADLINE, RESUMED_PANICKING, SHARED_CLAIMS, SHIELD_DEADLINE,
+    UNWINDING, WOKEN,
 };
 use super::{tree, Origin, Task};
 use crate::claim::Claim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::FiberId;
+
+/// The epoch of a shield's alarm ([`Wakeup::shield_alarm`]): no wait ever
+/// has it (epochs count up from zero, one per wait).
+const SHIELD_ALARM: u64 = u64::MAX;
 
 /// How many suspension points in a row a fiber may pass without waiting
 /// before one of them yields anyway (Tokio's coop budget is 128 too).
@@ -64,6 +69,17 @@ impl Wakeup {
             task: task.to_rc(),
             epoch: task.header().epoch.get(),
             branch: u32::try_from(branch).expect("a select has fewer than 2^32 branches"),
+        }
+    }
+
+    /// The alarm of a `shield_for` time limit (`crate::shield`): woken (by
+    /// its timer), it wakes whatever wait the fiber is in, if a time limit
+    /// of one of its active shields has passed by then.
+    pub(crate) fn shield_alarm(task: &Task) -> Wakeup {
+        Wakeup {
+            task: task.to_rc(),
+            epoch: SHIELD_ALARM,
+            branch: 0,
         }
     }
 
@@ -200,6 +216,9 @@ impl Task {
     pub(crate) fn wake(&self, epoch: u64) {
         let h = self.header();
         if h.epoch.get() != epoch {
+            if epoch == SHIELD_ALARM {
+                self.shield_alarm();
+            }
             return;
         }
         match h.state.stage() {
@@ -207,6 +226,43 @@ impl Task {
             Stage::Running => h.state.set_woken(),
             _ => {}
         }
+    }
+
+    /// A shield's alarm rang: a suspended fiber whose shield time limit has
+    /// passed is woken, to fail with `Timeout`.
+    #[cold]
+    fn shield_alarm(&self) {
+        let h = self.header();
+        if h.state.stage() == Stage::Suspended && self.shield_limit_passed() {
+            self.make_ready();
+        }
+    }
+
+    /// `true` if the time limit of an active `shield_for` has passed.
+    fn shield_limit_passed(&self) -> bool {
+        let h = self.header();
+        if !h.state.has(SHIELD_DEADLINE) {
+            return false;
+        }
+        h.read_extras(|e| e.shield_limits.iter().map(|k| k.0).min())
+            .zip(h.sched())
+            .is_some_and(|(limit, sched)| sched.now() >= limit)
+    }
+
+    /// The error a suspension point of the running fiber must return now,
+    /// if any: its cancellation, unless a shield holds it; else, inside a
+    /// `shield_for` whose time limit has passed, a `Timeout`.
+    #[cold]
+    fn interruption(&self) -> Option<Error> {
+        if let Some(e) = self.header().cancel_error() {
+            return Some(e);
+        }
+        self.shield_limit_passed().then(|| {
+            Error::new(
+                ErrorKind::Timeout,
+                "the time limit of a fuseau::shield_for expired",
+            )
+        })
     }
 
     /// Starts a new wait of the running fiber: a new epoch, so that no
@@ -233,7 +289,8 @@ impl Task {
     /// Suspends the running fiber until a wake-up of the current wait or a
     /// cancellation. Returns at once, without suspending, if a wake-up or a
     /// claim (from this thread or another) already arrived while it was
-    /// running, or if it is cancelled. Returns the branch that claimed the
+    /// running, or if it is cancelled (and no shield holds it), or a
+    /// `shield_for` time limit has passed. Returns the branch that claimed the
     /// wait locally, if one did (waits with events that other threads may
     /// complete learn their outcome from [`end_wait`](Task::end_wait)).
     pub(crate) fn park(&self) -> Option<usize> {
@@ -241,11 +298,20 @@ impl Task {
         let woken = h.state.has(WOKEN)
             || h.claimed.get().is_some()
             || (h.state.has(SHARED_CLAIMS) && self.claimed_from_afar());
-        if !woken && !h.state.has(CANCELLED | UNWINDING) {
+        let refused =
+            h.state.has(CANCELLED | UNWINDING | SHIELD_DEADLINE) && self.must_not_suspend();
+        if !(woken || refused) {
             h.state.suspend();
             self.switch_out();
         }
         h.claimed.get().map(|branch| branch as usize)
+    }
+
+    /// `park` must not suspend: the stack is being force-unwound, or a
+    /// suspension point would fail now ([`interruption`](Task::interruption)).
+    #[cold]
+    fn must_not_suspend(&self) -> bool {
+        self.header().state.has(UNWINDING) || self.interruption().is_some()
     }
 
     /// Ends wait `epoch`: the current wait, or one that a wait nested in it
@@ -388,7 +454,9 @@ impl Task {
     /// fiber is cancelled (after yielding once, so that a loop ignoring the
     /// error cannot starve the scheduler or stall its teardown), if a
     /// deadline of its own is due (it is cancelled then), if it is unwinding
-    /// a panic, or inside a cancel callback.
+    /// a panic, or inside a cancel callback. Inside a shield, a cancellation
+    /// is not an error (it is held), but a passed `shield_for` time limit is
+    /// (`Timeout`, after yielding once too).
     ///
     /// It also keeps a busy fiber from starving the others: the
     /// [`COOP_BUDGET`]th suspension point in a row that did not have to
@@ -439,7 +507,7 @@ impl Task {
         // its errors in a loop must still yield, or the teardown would never
         // end.)
         let unwinding_a_panic = std::thread::panicking() && !h.state.has(RESUMED_PANICKING);
-        match h.cancel_error() {
+        match self.interruption() {
             Some(e) => {
                 if !unwinding_a_panic {
                     self.yield_now();
@@ -465,10 +533,19 @@ impl Task {
     }
 
     /// `Err` with the cancellation error if the fiber is cancelled (after a
-    /// wait, without yielding again).
+    /// wait, without yielding again), unless a shield holds it; inside a
+    /// `shield_for` whose time limit has passed, `Err(Timeout)`.
     #[inline]
     pub(crate) fn cancelled(&self) -> Result<()> {
-        match self.header().cancel_error() {
+        if !self.header().state.has(CANCELLED | SHIELD_DEADLINE) {
+            return Ok(());
+        }
+        self.cancelled_slow()
+    }
+
+    #[cold]
+    fn cancelled_slow(&self) -> Result<()> {
+        match self.interruption() {
             Some(e) => Err(e),
             None => Ok(()),
         }
