@@ -66,7 +66,10 @@
 //! [`Cancelled`](ErrorKind::Cancelled) (or [`Timeout`](ErrorKind::Timeout)
 //! for [`cancel_after`]), which `?` passes up. Cancellation is sticky: every
 //! later suspension point fails too. Code between suspension points runs
-//! undisturbed, and nothing is unwound behind the user's back.
+//! undisturbed, and nothing is unwound behind the user's back. Cleanup that
+//! must wait (flush a buffer, say goodbye to a peer) runs in a [`shield`],
+//! which holds the cancellation back until it returns ([`shield_for`]
+//! bounds it in time).
 //!
 //! ## Waiting for the first of several things
 //!
