@@ -67,6 +67,7 @@
 //! | `fuseau_tokio::signal::ctrl_c` | stops waiting |
 //! | any of the above inside [`shield`](crate::shield) (not a cancellation point itself) | not woken: the fiber's cancellation is held until its outermost shield ends, then delivered at its next suspension point (children spawned inside are held with it; disposal force-unwinds a shielded fiber that does not return) |
 //! | any of the above inside [`shield_for`](crate::shield_for) | as `shield`; when the time limit expires, woken: fails with `Timeout`, as does every later one of the body (the fiber is not cancelled by it) |
+//! | any of the above inside [`with_timeout`](crate::with_timeout), [`with_deadline`](crate::with_deadline) (not cancellation points themselves) | as usual when the fiber is cancelled (`Cancelled`); when the deadline passes, woken: fails with `Timeout` (its message names the deadline; the earliest of nested scopes wins), as does every later one of the body, and the fibers spawned inside the body are cancelled with it; the fiber is not cancelled |
 //!
 //! Not cancellation points (they never wait): [`spawn`](crate::spawn) and the
 //! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`, the

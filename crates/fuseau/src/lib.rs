@@ -69,7 +69,9 @@
 //! undisturbed, and nothing is unwound behind the user's back. Cleanup that
 //! must wait (flush a buffer, say goodbye to a peer) runs in a [`shield`],
 //! which holds the cancellation back until it returns ([`shield_for`]
-//! bounds it in time).
+//! bounds it in time). To bound a piece of work in time without
+//! cancelling the fiber, run it in [`with_timeout`] or [`with_deadline`]:
+//! only the body (and the fibers it spawned) is cut short, with `Timeout`.
 //!
 //! ## Waiting for the first of several things
 //!
@@ -220,7 +222,7 @@ pub use scheduler::{
     checkpoint, schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
 pub use shared_chan::{SharedChan, SharedRecvEvent, SharedSendEvent};
-pub use shield::{shield, shield_for};
+pub use shield::{shield, shield_for, with_deadline, with_timeout};
 pub use task::Wakeup;
 pub use time::{cancel_after, ev_deadline, ev_timeout, sleep, TimeoutEvent};
 

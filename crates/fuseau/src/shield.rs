@@ -17,6 +17,13 @@
 //! expires, the body's suspension points fail with
 //! [`Timeout`](crate::ErrorKind::Timeout), and only the body's.
 //!
+//! The same time limits, without the shield, are *deadline scopes*
+//! ([`with_timeout`], [`with_deadline`]; Trio's `fail_after`, Kotlin's
+//! `withTimeout`): only the body is cut short (its suspension points fail
+//! with `Timeout`, the fibers spawned inside it are cancelled), never the
+//! fiber; scopes nest, the earliest deadline wins, and the error's message
+//! says which one fired.
+//!
 //! # Semantics
 //!
 //! - **Where**: the closure runs in the calling fiber, on its stack; the
@@ -35,8 +42,12 @@
 //!   the outermost shield fails with the cancellation error, as any
 //!   suspension point of a cancelled fiber does.
 //! - **Nesting**: shields nest; the cancellation is held until the
-//!   outermost one ends. Time limits nest too: the body of an inner shield
-//!   is cut short by an outer limit as well.
+//!   outermost one ends. A shield also holds the time limits entered before
+//!   it (an outer `shield_for`'s, an enclosing `with_timeout`'s), as Trio's
+//!   shielded scopes hold an outer deadline: cleanup inside a deadline scope
+//!   runs to its end, and the expired deadline cuts the code after the
+//!   shield short, at its first suspension point. Only `shield_for`'s own
+//!   limit, and limits entered inside the shield, cut its body short.
 //! - **Children**: fibers spawned (linked) while the parent is inside a
 //!   shield are held with it: the parent's cancellation does not reach them
 //!   until the parent's outermost shield ends, and reaches them then (they
@@ -74,12 +85,12 @@
 //! assert!(result.unwrap_err().is_timeout());
 //! ```
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::scheduler::context::{current_sched, with_fiber};
 use crate::scheduler::TimerAction;
-use crate::task::{Task, Wakeup};
+use crate::task::{LimitKind, Task, Wakeup};
 use crate::timer::TimerKey;
 
 /// Runs `f` in the calling fiber with the fiber's cancellation held: while
@@ -112,8 +123,12 @@ use crate::timer::TimerKey;
 ///   the outermost shield fails with the cancellation error, as any
 ///   suspension point of a cancelled fiber does.
 /// - **Nesting**: shields nest; the cancellation is held until the
-///   outermost one ends. Time limits nest too: the body of an inner shield
-///   is cut short by an outer limit as well.
+///   outermost one ends. A shield also holds the time limits entered before
+///   it (an outer `shield_for`'s, an enclosing `with_timeout`'s), as Trio's
+///   shielded scopes hold an outer deadline: cleanup inside a deadline scope
+///   runs to its end, and the expired deadline cuts the code after the
+///   shield short, at its first suspension point. Only `shield_for`'s own
+///   limit, and limits entered inside the shield, cut its body short.
 /// - **Children**: fibers spawned (linked) while the parent is inside a
 ///   shield are held with it: the parent's cancellation does not reach them
 ///   until the parent's outermost shield ends, and reaches them then (they
@@ -178,7 +193,7 @@ use crate::timer::TimerKey;
 /// ```
 pub fn shield<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     with_fiber("shield", |me| {
-        let _shield = Entered::new(me, None);
+        let _shield = Entered::new(me, None, None);
         f()
     })
 }
@@ -238,22 +253,188 @@ pub fn shield_for<T>(limit: Duration, f: impl FnOnce() -> Result<T>) -> Result<T
         // The guard holds no reference to the scheduler (it lives on the
         // fiber's stack): it finds it again through the fiber.
         drop(sched);
-        let _shield = Entered::new(me, key);
+        let _shield = Entered::new(me, key, None);
         f()
     })
 }
 
-/// An active shield of the running fiber: ended (and its time limit's
-/// timer disarmed) when dropped, including by a panic or a forced unwind.
+/// Runs `f` in the calling fiber with a time limit of `timeout` on the
+/// scheduler's clock ([`time::now`](crate::time::now)): a *deadline
+/// scope*. When it expires, the body's current suspension point (or its
+/// next one) fails with an [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)
+/// error, as does every later one of the body, and the fibers spawned
+/// inside the body are cancelled with that error.
+///
+/// Only the work inside is cancelled, not the fiber: `with_timeout`
+/// returns `f`'s result (normally the `Timeout` error that the body passed
+/// up with `?`), and the fiber runs on after it, undisturbed. It is Trio's
+/// `fail_after`, Kotlin's `withTimeout` and Go's `context.WithTimeout`
+/// scoped to a closure.
+///
+/// # Semantics
+///
+/// - **Where**: `f` runs in the calling fiber, on its stack; the scope is
+///   not a fiber and not a suspension point.
+/// - **Expiry**: the body's suspension points fail with `Timeout` from the
+///   moment the deadline passes until the body returns (a suspended wait is
+///   woken; its registration is undone as on cancellation, see the
+///   [`guide`](crate::guide)).
+/// - **Children**: fibers spawned (linked) inside the body are cancelled
+///   with the scope's `Timeout` error when it expires (and so are theirs);
+///   one spawned after the expiry is cancelled at once. Children spawned
+///   before the scope are not affected. Children spawned inside that are
+///   still running when the body returns in time become ordinary children.
+///   Their `Timeout` is not passed to the parent as a failure.
+/// - **Nesting**: scopes nest, and the earliest deadline wins: an outer
+///   deadline that passes first cuts the inner bodies short too (all of
+///   them then return `Timeout`), an inner one that passes first cuts only
+///   its own body short. Time limits of [`shield_for`] nest with them the
+///   same way. A [`shield`] inside a scope holds its deadline, as it holds
+///   a cancellation: the shielded cleanup runs to its end, and the expiry
+///   cuts the body short after it.
+/// - **Which one fired**: the error's message names the deadline:
+///   `fuseau::with_timeout(50ms) expired` (the `Duration` as `{:?}`), or
+///   `fuseau::with_deadline(<the Instant as {:?}>) expired`. When deadlines
+///   are equal, the outermost scope's is used. So a caller with nested
+///   scopes tells them apart by [`Error::message`](crate::Error::message)
+///   (or, more simply, by comparing [`time::now`](crate::time::now) with
+///   its own deadline after the scope returns).
+/// - **Cancellation of the fiber** is not affected: a real cancellation
+///   during the scope is delivered as usual, with kind `Cancelled` (it
+///   takes precedence over an expired deadline).
+/// - **Disarmed on return**: the timer is removed when `f` returns or
+///   unwinds (a guard): no late wake-up, no later `Timeout`.
+/// - `Duration::ZERO` makes the body's first suspension point fail at
+///   once; a deadline too far in the future to represent is no limit.
+///
+/// # Cancellation
+///
+/// Not a cancellation point itself: a fiber cancelled before the call
+/// still runs `f`, whose first suspension point fails with the
+/// cancellation; cancelled while `f` waits, the wait fails with
+/// `Cancelled`, not `Timeout`; cancelled after `f` returned, the
+/// cancellation is delivered by the next suspension point after the scope.
+///
+/// # Errors
+///
+/// Whatever `f` returns (the `Timeout` error of an expired deadline
+/// usually among them);
+/// [`ErrorKind::NotInFiber`](crate::ErrorKind::NotInFiber) outside a
+/// fiber (then `f` does not run).
+///
+/// # Panics
+///
+/// A panic of `f` passes through, and the scope ends as it unwinds.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// fuseau::block_on(|| {
+///     let never: fuseau::Chan<u32> = fuseau::Chan::new();
+///     let e = fuseau::with_timeout(Duration::from_millis(2), || never.recv()).unwrap_err();
+///     assert!(e.is_timeout());
+///     assert_eq!(e.message(), "fuseau::with_timeout(2ms) expired");
+///     // The fiber itself is not cancelled: it runs on.
+///     fuseau::sleep(Duration::from_millis(1))?;
+///     // A body that finishes in time is unaffected.
+///     let v = fuseau::with_timeout(Duration::from_secs(1), || Ok(7))?;
+///     assert_eq!(v, 7);
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    with_fiber("with_timeout", |me| {
+        let now = current_sched()
+            .expect("a running fiber's scheduler is entered")
+            .now();
+        deadline_scope(me, now.checked_add(timeout), LimitKind::Timeout(timeout), f)
+    })
+}
+
+/// [`with_timeout`] with a deadline, an [`Instant`] on the scheduler's
+/// clock: the running event loop's `now`, which
+/// [`time::now`](crate::time::now) returns (so Tokio's paused time applies
+/// under `fuseau_tokio`); compute deadlines from it, not from
+/// `Instant::now()`.
+///
+/// Semantics, nesting and children as [`with_timeout`]; the `Timeout`
+/// error's message is `fuseau::with_deadline(<deadline as {:?}>) expired`.
+/// A deadline that has passed already makes the body's first suspension
+/// point fail at once.
+///
+/// # Cancellation
+///
+/// As [`with_timeout`].
+///
+/// # Errors
+///
+/// Whatever `f` returns;
+/// [`ErrorKind::NotInFiber`](crate::ErrorKind::NotInFiber) outside a
+/// fiber (then `f` does not run).
+///
+/// # Panics
+///
+/// A panic of `f` passes through, and the scope ends as it unwinds.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// fuseau::block_on(|| {
+///     let deadline = fuseau::time::now() + Duration::from_millis(3);
+///     let r = fuseau::with_deadline(deadline, || {
+///         fuseau::sleep(Duration::from_millis(1))?; // in time
+///         fuseau::sleep(Duration::from_secs(60))?; // cut short
+///         Ok(())
+///     });
+///     let e = r.unwrap_err();
+///     assert!(e.is_timeout());
+///     assert_eq!(e.message(), format!("fuseau::with_deadline({deadline:?}) expired"));
+///     Ok(())
+/// })?;
+/// # Ok::<(), fuseau::Error>(())
+/// ```
+pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    with_fiber("with_deadline", |me| {
+        deadline_scope(me, Some(deadline), LimitKind::Deadline, f)
+    })
+}
+
+/// Runs `f` in a deadline scope of `me` (the running fiber) ending at `at`
+/// (`None`: no limit).
+fn deadline_scope<T>(
+    me: &Task,
+    at: Option<Instant>,
+    kind: LimitKind,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let sched = current_sched().expect("a running fiber's scheduler is entered");
+    let key = at.map(|at| sched.add_timer(at, TimerAction::Wake(Wakeup::shield_alarm(me))));
+    drop(sched);
+    let _scope = Entered::new(me, key, Some(kind));
+    f()
+}
+
+/// An active shield (`scope` is `None`) or deadline scope of the running
+/// fiber: ended (and its time limit's timer disarmed) when dropped,
+/// including by a panic or a forced unwind.
 struct Entered<'a> {
     me: &'a Task,
     limit: Option<TimerKey>,
+    scope: Option<LimitKind>,
 }
 
 impl<'a> Entered<'a> {
-    fn new(me: &'a Task, limit: Option<TimerKey>) -> Entered<'a> {
-        me.enter_shield(limit);
-        Entered { me, limit }
+    fn new(me: &'a Task, limit: Option<TimerKey>, scope: Option<LimitKind>) -> Entered<'a> {
+        match scope {
+            None => me.enter_shield(limit),
+            Some(kind) => me.enter_deadline_scope(limit, kind),
+        }
+        Entered { me, limit, scope }
     }
 }
 
@@ -264,6 +445,9 @@ impl Drop for Entered<'_> {
                 sched.remove_timer(key);
             }
         }
-        self.me.exit_shield(self.limit);
+        match self.scope {
+            None => self.me.exit_shield(self.limit),
+            Some(_) => self.me.exit_deadline_scope(self.limit),
+        }
     }
 }

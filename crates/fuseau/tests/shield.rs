@@ -298,7 +298,10 @@ fn a_held_cancellation_is_delivered_after_an_expired_shield_for() {
 }
 
 #[test]
-fn nested_limits_an_outer_limit_cuts_the_inner_body_and_an_inner_one_only_its_own() {
+fn nested_limits_an_inner_one_cuts_only_its_own_body_and_an_inner_shield_holds_the_outer_one() {
+    // As in Trio, a shield holds what is outside it: the outer limit's
+    // expiry, like a cancellation, waits until the inner shield has ended,
+    // then cuts the outer body short at its next suspension point.
     let sim = Sim::new();
     let log = Log::new();
     let l = log.clone();
@@ -308,9 +311,11 @@ fn nested_limits_an_outer_limit_cuts_the_inner_body_and_an_inner_one_only_its_ow
             l.push(format!("inner: {}", outcome(&inner)));
             fuseau::sleep(ms(3))?; // the outer limit still holds
             l.push("outer body goes on");
-            let cut = shield(|| fuseau::sleep(HOUR));
-            l.push(format!("nested plain shield: {}", outcome(&cut)));
-            cut
+            let held = shield(|| fuseau::sleep(ms(20)));
+            l.push(format!("nested plain shield: {}", outcome(&held)));
+            let after = fuseau::yield_now();
+            l.push(format!("after it: {}", outcome(&after)));
+            after
         });
         l.push(format!("outer: {}", outcome(&r)));
         Ok(())
@@ -321,11 +326,12 @@ fn nested_limits_an_outer_limit_cuts_the_inner_body_and_an_inner_one_only_its_ow
         [
             "inner: Timeout",
             "outer body goes on",
-            "nested plain shield: Timeout",
+            "nested plain shield: ok",
+            "after it: Timeout",
             "outer: Timeout"
         ]
     );
-    assert_eq!(sim.elapsed(), ms(10));
+    assert_eq!(sim.elapsed(), ms(25));
 }
 
 #[test]

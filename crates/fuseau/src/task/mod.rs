@@ -86,7 +86,7 @@ use crate::switch::{FiberCoroutine, YielderSlot};
 use crate::timer::TimerKey;
 
 pub(crate) use state::Stage;
-pub(crate) use tree::{body_finished, cancel, fail, link, never_run, try_complete};
+pub(crate) use tree::{body_finished, cancel, fail, link, never_run, try_complete, LimitKind};
 pub(crate) use wait::forbid_waits;
 pub use wait::Wakeup;
 pub(crate) use waker::{register_local, scheduler_on_this_thread, unregister_local, RemoteWakeup};
@@ -212,9 +212,22 @@ pub(crate) struct Extras {
     /// How deeply the running code is nested in shields (`crate::shield`);
     /// `SHIELDED` is set while this is not zero.
     shield_depth: u32,
-    /// The timers of the active `shield_for` time limits, innermost last
-    /// (`SHIELD_DEADLINE` is set while this is not empty).
-    shield_limits: Vec<TimerKey>,
+    /// The active time limits, innermost last: those of `shield_for` and
+    /// of the deadline scopes (`with_timeout`, `with_deadline`), each with
+    /// its timer (`SHIELD_DEADLINE` is set while this is not empty).
+    limits: Vec<tree::Limit>,
+    /// For each active shield, innermost last: how many limits were active
+    /// when it began. A shield holds the limits entered before it (an outer
+    /// deadline scope's expiry, as the fiber's cancellation), as Trio's
+    /// shielded scopes do; only the limits from the innermost mark on cut
+    /// the running code short.
+    shield_marks: Vec<usize>,
+    /// The number of the last deadline scope the fiber entered (they are
+    /// numbered from 1, per fiber, in the order they start).
+    last_scope: u64,
+    /// The number of the parent's innermost deadline scope when this fiber
+    /// was linked under it (0: none): the scope's expiry cancels it.
+    parent_scope: u64,
 }
 
 /// How a fiber was cancelled and how it failed. Read on slow paths only:

@@ -16,7 +16,7 @@
 //! | `RESUMED_PANICKING` | [`State::resume`], when the thread is panicking | the next resume |
 //! | `SHARED_CLAIMS` | a wait publishes a cross-thread claim word (`wait.rs`) | the end of the last such wait |
 //! | `SHIELDED` | the outermost `shield` starts ([`State::set_shielded`]) | the outermost `shield` ends |
-//! | `SHIELD_DEADLINE` | a `shield_for` starts | the last active `shield_for` ends |
+//! | `SHIELD_DEADLINE` | a time limit starts (`shield_for`, `with_timeout`, `with_deadline`) | the last active time limit ends |
 //! | `SHIELDED_CHILD` | a child is linked while its parent is `SHIELDED` | the parent's outermost shield ends |
 
 use std::cell::Cell;
@@ -55,8 +55,9 @@ pub(crate) const SHARED_CLAIMS: u32 = 1 << 12;
 /// recorded, not delivered (unless the stack is `UNWINDING`). Only read
 /// once `CANCELLED` is set, so it costs nothing to fibers never cancelled.
 pub(crate) const SHIELDED: u32 = 1 << 13;
-/// A `shield_for` with a time limit is active: suspension points take
-/// their slow path, which checks the limit.
+/// A time limit is active (`shield_for`, or a deadline scope:
+/// `with_timeout`, `with_deadline`): suspension points take their slow
+/// path, which checks the limit, and spawns record the child's scope.
 pub(crate) const SHIELD_DEADLINE: u32 = 1 << 14;
 /// The fiber was linked to its parent while the parent was `SHIELDED`:
 /// the parent's cancellation skips it until the parent's shield ends.
@@ -189,7 +190,7 @@ impl State {
         self.put(SHIELDED, on);
     }
 
-    /// A `shield_for` time limit is active (`true`) or none is (`false`).
+    /// A time limit is active (`true`) or none is (`false`).
     pub(crate) fn set_shield_deadline(&self, on: bool) {
         self.put(SHIELD_DEADLINE, on);
     }

@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use super::state::{Stage, PROPAGATE, SHIELDED, SHIELDED_CHILD};
+use super::state::{Stage, PROPAGATE, SHIELDED, SHIELDED_CHILD, SHIELD_DEADLINE};
 use super::{forbid_waits, CancelCallback, Extras, Origin, Task};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::timer::TimerKey;
 
 /// Links `child` under `parent`. A child born under a cancelled parent is
@@ -29,6 +30,72 @@ pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
     }
     if let Some(e) = ph.cancel_error() {
         cancel(child, Error::passed_to_child(&e), Origin::Parent);
+    }
+    if ph.state.has(SHIELD_DEADLINE) {
+        link_in_scope(parent, child);
+    }
+}
+
+/// A child linked while its parent is in a deadline scope
+/// (`crate::with_timeout`) belongs to the innermost one: its expiry (or
+/// that of an enclosing one) cancels the child. Under a scope that has
+/// expired already, the child is cancelled at once.
+#[cold]
+fn link_in_scope(parent: &Task, child: &Rc<Task>) {
+    let found = parent.header().read_extras(|x| {
+        let scope = x.limits.iter().rev().find(|l| l.scope != 0)?.scope;
+        let expired = x.limits.iter().find(|l| l.scope != 0 && l.fired);
+        Some((scope, expired.map(Limit::error)))
+    });
+    let Some((scope, expired)) = found else {
+        return;
+    };
+    child.header().with_extras(|x| x.parent_scope = scope);
+    if let Some(e) = expired {
+        cancel(child, e, Origin::Parent);
+    }
+}
+
+/// What set a time limit (the `Timeout` error names it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LimitKind {
+    /// `shield_for`.
+    Shield,
+    /// `with_timeout(duration)`.
+    Timeout(Duration),
+    /// `with_deadline(instant)` (the instant is the timer's).
+    Deadline,
+}
+
+/// An active time limit of a fiber (in its extras, innermost last).
+pub(crate) struct Limit {
+    /// Its timer: the deadline, and the key to disarm it.
+    key: TimerKey,
+    /// 0 for a `shield_for`; the deadline scope's number otherwise.
+    scope: u64,
+    kind: LimitKind,
+    /// The deadline scope's expiry was acted on (its children cancelled).
+    fired: bool,
+}
+
+impl Limit {
+    /// The `Timeout` error of the body's suspension points once the limit
+    /// has passed; its message names the limit.
+    pub(crate) fn error(&self) -> Error {
+        match self.kind {
+            LimitKind::Shield => Error::new(
+                ErrorKind::Timeout,
+                "the time limit of a fuseau::shield_for expired",
+            ),
+            LimitKind::Timeout(d) => Error::new(
+                ErrorKind::Timeout,
+                format!("fuseau::with_timeout({d:?}) expired"),
+            ),
+            LimitKind::Deadline => Error::new(
+                ErrorKind::Timeout,
+                format!("fuseau::with_deadline({:?}) expired", self.key.0),
+            ),
+        }
     }
 }
 
@@ -118,7 +185,13 @@ impl Task {
         let h = self.header();
         let outermost = h.with_extras(|x| {
             x.shield_depth += 1;
-            x.shield_limits.extend(limit);
+            x.shield_marks.push(x.limits.len());
+            x.limits.extend(limit.map(|key| Limit {
+                key,
+                scope: 0,
+                kind: LimitKind::Shield,
+                fired: false,
+            }));
             x.shield_depth == 1
         });
         if outermost {
@@ -127,6 +200,95 @@ impl Task {
         if limit.is_some() {
             h.state.set_shield_deadline(true);
         }
+    }
+
+    /// The running fiber enters a deadline scope (`crate::with_timeout`,
+    /// `with_deadline`) whose timer is `limit` (`None`: a deadline too far
+    /// to represent, no limit). Fibers it links from now on belong to the
+    /// scope ([`link`]).
+    pub(crate) fn enter_deadline_scope(&self, limit: Option<TimerKey>, kind: LimitKind) {
+        let Some(key) = limit else { return };
+        self.header().with_extras(|x| {
+            x.last_scope += 1;
+            let scope = x.last_scope;
+            x.limits.push(Limit {
+                key,
+                scope,
+                kind,
+                fired: false,
+            });
+        });
+        self.header().state.set_shield_deadline(true);
+    }
+
+    /// The running fiber leaves the deadline scope it entered last (`limit`
+    /// as given to [`enter_deadline_scope`](Task::enter_deadline_scope);
+    /// the caller disarms the timer). The scope's children that are not
+    /// cancelled yet become ordinary children.
+    pub(crate) fn exit_deadline_scope(&self, limit: Option<TimerKey>) {
+        self.remove_limit(limit);
+    }
+
+    /// Removes the time limit whose timer is `limit`, if any.
+    fn remove_limit(&self, limit: Option<TimerKey>) {
+        let h = self.header();
+        let left = h.with_extras(|x| {
+            if let Some(key) = limit {
+                if let Some(i) = x.limits.iter().rposition(|l| l.key == key) {
+                    x.limits.remove(i);
+                }
+            }
+            !x.limits.is_empty()
+        });
+        h.state.set_shield_deadline(left);
+    }
+
+    /// The error of the earliest time limit of the running code that has
+    /// passed by `now` (the outermost among equals), if one has; limits
+    /// entered before the innermost shield are held by it (see
+    /// `shield_marks`). The deadline scopes that have passed, held or not,
+    /// are acted on first, once each: the fibers linked inside them are
+    /// cancelled with their `Timeout`.
+    pub(crate) fn expire_limits(&self, now: Instant) -> Option<Error> {
+        let h = self.header();
+        let (first, newly) = h.with_extras(|x| {
+            let mark = x.shield_marks.last().copied().unwrap_or(0);
+            let first = x
+                .limits
+                .get(mark..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|l| l.key.0 <= now)
+                .min_by_key(|l| l.key.0)
+                .map(Limit::error);
+            let mut newly: Vec<(Instant, u64, Error)> = Vec::new();
+            for l in x.limits.iter_mut() {
+                if l.scope != 0 && !l.fired && l.key.0 <= now {
+                    l.fired = true;
+                    newly.push((l.key.0, l.scope, l.error()));
+                }
+            }
+            (first, newly)
+        });
+        // Earliest first (outermost among equals): a child inside several
+        // expired scopes gets the error of the one that expired first.
+        let mut newly = newly;
+        newly.sort_by_key(|(at, scope, _)| (*at, *scope));
+        for (_, scope, e) in newly {
+            let mut inside = Vec::new();
+            h.with_children(|children| {
+                inside.extend(children.iter().cloned());
+            });
+            inside.retain(|c| {
+                c.header()
+                    .read_extras(|x| Some(x.parent_scope >= scope))
+                    .unwrap_or(false)
+            });
+            for c in inside {
+                cancel(&c, e.clone(), Origin::Parent);
+            }
+        }
+        first
     }
 
     /// The running fiber leaves the shield it entered last (`limit` as
@@ -138,16 +300,12 @@ impl Task {
     /// become ordinary children, reached by its later cancellation.
     pub(crate) fn exit_shield(&self, limit: Option<TimerKey>) {
         let h = self.header();
-        let (outermost, limits_left) = h.with_extras(|x| {
+        let outermost = h.with_extras(|x| {
             x.shield_depth = x.shield_depth.checked_sub(1).expect("shields are nested");
-            if let Some(key) = limit {
-                if let Some(i) = x.shield_limits.iter().rposition(|k| *k == key) {
-                    x.shield_limits.remove(i);
-                }
-            }
-            (x.shield_depth == 0, !x.shield_limits.is_empty())
+            x.shield_marks.pop();
+            x.shield_depth == 0
         });
-        h.state.set_shield_deadline(limits_left);
+        self.remove_limit(limit);
         if !outermost {
             return;
         }
@@ -257,7 +415,10 @@ pub(crate) fn try_complete(task: &Task) {
             next_callback: _,
             shared_waits: _,
             shield_depth: _,
-            shield_limits: _,
+            limits: _,
+            shield_marks: _,
+            last_scope: _,
+            parent_scope: _,
         } = extras;
         if let Some(sched) = &sched {
             for key in deadlines {

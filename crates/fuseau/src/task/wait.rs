@@ -228,41 +228,38 @@ impl Task {
         }
     }
 
-    /// A shield's alarm rang: a suspended fiber whose shield time limit has
+    /// The alarm of a time limit rang (`shield_for`, `with_timeout`,
+    /// `with_deadline`): the deadline scopes that have passed cancel the
+    /// fibers spawned inside them, and a suspended fiber whose limit has
     /// passed is woken, to fail with `Timeout`.
     #[cold]
     fn shield_alarm(&self) {
-        let h = self.header();
-        if h.state.stage() == Stage::Suspended && self.shield_limit_passed() {
+        if self.limit_passed().is_some() && self.header().state.stage() == Stage::Suspended {
             self.make_ready();
         }
     }
 
-    /// `true` if the time limit of an active `shield_for` has passed.
-    fn shield_limit_passed(&self) -> bool {
+    /// The `Timeout` error of the earliest active time limit that has
+    /// passed, if one has (see [`Task::expire_limits`]).
+    fn limit_passed(&self) -> Option<Error> {
         let h = self.header();
         if !h.state.has(SHIELD_DEADLINE) {
-            return false;
+            return None;
         }
-        h.read_extras(|e| e.shield_limits.iter().map(|k| k.0).min())
-            .zip(h.sched())
-            .is_some_and(|(limit, sched)| sched.now() >= limit)
+        let now = h.sched()?.now();
+        self.expire_limits(now)
     }
 
     /// The error a suspension point of the running fiber must return now,
     /// if any: its cancellation, unless a shield holds it; else, inside a
-    /// `shield_for` whose time limit has passed, a `Timeout`.
+    /// time limit (`shield_for`, a deadline scope) that has passed, a
+    /// `Timeout` naming it.
     #[cold]
     fn interruption(&self) -> Option<Error> {
         if let Some(e) = self.header().cancel_error() {
             return Some(e);
         }
-        self.shield_limit_passed().then(|| {
-            Error::new(
-                ErrorKind::Timeout,
-                "the time limit of a fuseau::shield_for expired",
-            )
-        })
+        self.limit_passed()
     }
 
     /// Starts a new wait of the running fiber: a new epoch, so that no
