@@ -13,9 +13,9 @@ use std::net::{Shutdown, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use common::{full_listener, hours, localhost, ms, Log};
+use common::{cancellable, full_listener, hours, localhost, ms, Log};
 use fuseau_tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
-use fuseau_tokio::{AnyFiber, Builder, Error, ErrorKind, Result};
+use fuseau_tokio::{AnyFiber, Error, ErrorKind, Result};
 
 /// A connected pair: `(client, server)`.
 fn tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
@@ -34,11 +34,6 @@ fn assert_cancelled(e: io::Error) {
     assert_eq!(e.kind(), IoKind::Other, "{e:?}");
     let e = fiber_error(e);
     assert!(e.is_cancelled(), "{e:?}");
-}
-
-/// A fiber that does not fail its parent when it fails (to be cancelled).
-fn cancellable<T: 'static>(f: impl FnOnce() -> Result<T> + 'static) -> fuseau_tokio::Fiber<T> {
-    Builder::new().propagate_cancel_to_parent(false).spawn(f)
 }
 
 /// Runs `f` as the main fiber of a current-thread runtime whose clock is
