@@ -37,6 +37,8 @@ pub(crate) fn main() -> Result<()> {
         select_with_a_timeout()?;
         awaiting_a_future()?;
         from_another_thread()?;
+        deadline_scope_and_shield()?;
+        fiber_mutex_and_semaphore()?;
         Ok(())
     })?;
     // A `Runtime` is made, and shut down, outside any fiber: shutting down
@@ -439,13 +441,79 @@ fn from_another_thread() -> Result<()> {
     Ok(())
 }
 
+/// `with_timeout` cuts short only the work inside it, not the fiber: its
+/// suspension points fail with `Timeout` once the time is up. Cleanup that
+/// must wait anyway runs in a `shield`, which holds the timeout (and any
+/// cancellation) back until it returns.
+fn deadline_scope_and_shield() -> Result<()> {
+    section("14. a deadline scope, and cleanup in a shield");
+    let saved = Rc::new(Cell::new(false));
+    let s = saved.clone();
+    let outcome = fuseau_tokio::with_timeout(ms(10), move || {
+        let slow = fuseau_tokio::sleep(ms(1_000)); // the slow work
+        println!(
+            "slow work: {}",
+            slow.as_ref()
+                .map_or_else(|e| e.to_string(), |_| "done".into())
+        );
+        // Saving state takes time too: shielded, it runs to its end.
+        fuseau_tokio::shield(|| {
+            fuseau_tokio::sleep(ms(5))?;
+            s.set(true);
+            Ok(())
+        })?;
+        slow
+    });
+    println!(
+        "with_timeout returned a timeout: {}",
+        outcome.is_err_and(|e| e.is_timeout())
+    );
+    println!("the state was saved: {}", saved.get());
+    fuseau_tokio::sleep(ms(1))?;
+    println!("the fiber itself runs on");
+    Ok(())
+}
+
+/// `fuseau::sync` has the classic primitives for fibers of one thread: a
+/// `Mutex` whose `lock` suspends the fiber (waiters are served in FIFO
+/// order), a `Semaphore` that caps how many fibers do something at once.
+fn fiber_mutex_and_semaphore() -> Result<()> {
+    section("15. a Mutex and a Semaphore for fibers");
+    let balance = Rc::new(fuseau_tokio::sync::Mutex::new(100u32));
+    let slots = Rc::new(fuseau_tokio::sync::Semaphore::new(2));
+    let busy = Rc::new(Cell::new(0u32));
+    let peak = Rc::new(Cell::new(0u32));
+    let workers: Vec<_> = (1..=4u32)
+        .map(|i| {
+            let (balance, slots) = (balance.clone(), slots.clone());
+            let (busy, peak) = (busy.clone(), peak.clone());
+            fuseau_tokio::spawn(move || {
+                let _slot = slots.acquire()?; // at most 2 workers at a time
+                busy.set(busy.get() + 1);
+                peak.set(peak.get().max(busy.get()));
+                let mut b = balance.lock()?; // held across a wait: no one else sees half an update
+                fuseau_tokio::sleep(ms(1))?;
+                *b -= i;
+                busy.set(busy.get() - 1);
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join()?;
+    }
+    println!("balance after 4 withdrawals: {}", *balance.lock()?);
+    println!("at most {} workers ran at once", peak.get());
+    Ok(())
+}
+
 /// `main` runs every fiber on one thread. A `Runtime` runs a scheduler on
 /// each of several threads; fibers are placed on one (`spawn` picks the
 /// least-loaded, `spawn_on` a given one) and never move. A `SharedChan`
 /// carries values between fibers of any threads: a fiber that waits on it
 /// suspends, and its thread runs its other fibers meanwhile.
 fn every_core() -> Result<()> {
-    section("14. a Runtime: a scheduler per thread, a SharedChan between them");
+    section("16. a Runtime: a scheduler per thread, a SharedChan between them");
     let runtime = Runtime::new(2)?;
     let chan = SharedChan::bounded(2);
     let tx = chan.clone();
