@@ -5,17 +5,10 @@
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
-use common::{ms, Counter, Log, Sim, HOUR};
-use fuseau::{shield, shield_for, Chan, ErrorKind, Result};
-
-/// `"ok"` or the error's kind, for logs.
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "ok".into(),
-        Err(e) => format!("{:?}", e.kind()),
-    }
-}
+use common::{ms, note, Counter, Log, Sim, HOUR};
+use fuseau::{shield, shield_for, Chan, ErrorKind, Fiber, Result};
 
 /// Cleanup that sleeps 10ms, then receives one value from `data`.
 fn cleanup(log: &Log, data: &Chan<u32>) -> Result<u32> {
@@ -27,7 +20,7 @@ fn cleanup(log: &Log, data: &Chan<u32>) -> Result<u32> {
 }
 
 /// A root fiber that sends `v` on `data` at `at` of virtual time.
-fn send_at(sim: &Sim, data: &Chan<u32>, at: std::time::Duration, v: u32) {
+fn send_at(sim: &Sim, data: &Chan<u32>, at: Duration, v: u32) {
     let data = data.clone();
     sim.spawn(move || {
         fuseau::sleep(at)?;
@@ -35,53 +28,82 @@ fn send_at(sim: &Sim, data: &Chan<u32>, at: std::time::Duration, v: u32) {
     });
 }
 
+/// A fresh simulation and log, and a root fiber running `body` with the log.
+fn spawn_logged<T: 'static>(body: impl FnOnce(Log) -> Result<T> + 'static) -> (Sim, Log, Fiber<T>) {
+    let (sim, log) = (Sim::new(), Log::new());
+    let l = log.clone();
+    let worker = sim.spawn(move || body(l));
+    (sim, log, worker)
+}
+
+/// Runs until `worker` waits, cancels it, then runs until it has ended.
+fn cancel_when_idle<T>(sim: &Sim, worker: &Fiber<T>) {
+    sim.run_until_idle();
+    worker.cancel();
+    sim.run_until(|| worker.is_done());
+}
+
+/// Checks the log, the virtual time elapsed and that `worker` failed as
+/// `kind`.
+fn assert_ended<T: std::fmt::Debug>(
+    sim: &Sim,
+    log: &Log,
+    worker: Fiber<T>,
+    expected: &[&str],
+    elapsed: Duration,
+    kind: ErrorKind,
+) {
+    assert_eq!(log.take(), expected);
+    assert_eq!(sim.elapsed(), elapsed);
+    assert_eq!(worker.join().unwrap_err().kind(), kind);
+}
+
+/// Runs `body` in a fresh simulation, expecting `value` after `elapsed`.
+fn block_on_expect<T: PartialEq + std::fmt::Debug + 'static>(
+    body: impl FnOnce() -> Result<T> + 'static,
+    value: T,
+    elapsed: Duration,
+) {
+    let sim = Sim::new();
+    assert_eq!(sim.block_on(body).unwrap(), value);
+    assert_eq!(sim.elapsed(), elapsed);
+}
+
 #[test]
 fn cleanup_runs_in_a_fiber_cancelled_before_the_shield() {
-    let sim = Sim::new();
-    let log = Log::new();
     let (gate, data) = (Chan::<()>::new(), Chan::<u32>::bounded(0));
-    let (l, g, d) = (log.clone(), gate.clone(), data.clone());
-    let worker = sim.spawn(move || -> Result<()> {
+    let (g, d) = (gate.clone(), data.clone());
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let e = g.recv().unwrap_err();
         l.push(format!("recv: {:?}", e.kind()));
         let v = shield(|| cleanup(&l, &d))?;
         l.push(format!("shield returned {v}"));
-        let r = fuseau::yield_now();
-        l.push(format!("yield after: {}", outcome(&r)));
-        r
+        note(&l, "yield after", fuseau::yield_now())
     });
     sim.run_until_idle();
     worker.cancel();
     send_at(&sim, &data, ms(25), 7);
     sim.run_until(|| worker.is_done());
-    let log = log.take();
-    assert_eq!(log[0], "recv: Cancelled");
-    assert_eq!(
-        &log[1..],
-        [
-            "slept",
-            "received 7",
-            "shield returned 7",
-            "yield after: Cancelled"
-        ]
-    );
-    assert_eq!(sim.elapsed(), ms(25), "the cleanup really waited");
-    assert!(worker.join().unwrap_err().is_cancelled());
+    let expected = [
+        "recv: Cancelled",
+        "slept",
+        "received 7",
+        "shield returned 7",
+        "yield after: Cancelled",
+    ];
+    // The cleanup really waited.
+    assert_ended(&sim, &log, worker, &expected, ms(25), ErrorKind::Cancelled);
 }
 
 #[test]
 fn cleanup_runs_in_a_fiber_cancelled_during_the_shield() {
-    let sim = Sim::new();
-    let log = Log::new();
     let data = Chan::<u32>::bounded(0);
-    let (l, d) = (log.clone(), data.clone());
-    let worker = sim.spawn(move || -> Result<()> {
+    let d = data.clone();
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let v = shield(|| cleanup(&l, &d))?;
         l.push(format!("shield returned {v}"));
         l.push("between: not a suspension point");
-        let r = fuseau::checkpoint();
-        l.push(format!("checkpoint after: {}", outcome(&r)));
-        r
+        note(&l, "checkpoint after", fuseau::checkpoint())
     });
     sim.run_until_idle();
     // Cancelled while asleep in the shield: not woken.
@@ -112,8 +134,7 @@ fn cleanup_runs_in_a_fiber_cancelled_during_the_shield() {
 
 #[test]
 fn a_shield_without_cancellation_changes_nothing() {
-    let sim = Sim::new();
-    let r = sim.block_on(|| {
+    let body = || {
         let v = shield(|| {
             fuseau::sleep(ms(3))?;
             fuseau::yield_now()?;
@@ -126,9 +147,8 @@ fn a_shield_without_cancellation_changes_nothing() {
         fuseau::yield_now()?;
         fuseau::sleep(ms(2))?;
         Ok(v)
-    });
-    assert_eq!(r.unwrap(), 5);
-    assert_eq!(sim.elapsed(), ms(5));
+    };
+    block_on_expect(body, 5, ms(5));
 }
 
 #[test]
@@ -151,10 +171,7 @@ fn outside_a_fiber_shield_is_not_in_fiber_and_does_not_run() {
 
 #[test]
 fn nested_shields_hold_until_the_outermost_ends() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         shield(|| {
             shield(|| {
                 fuseau::sleep(ms(10))?;
@@ -162,50 +179,34 @@ fn nested_shields_hold_until_the_outermost_ends() {
                 Ok(())
             })?;
             l.push("inner ended");
-            let r = fuseau::sleep(ms(10));
-            l.push(format!("outer sleep: {}", outcome(&r)));
-            r
+            note(&l, "outer sleep", fuseau::sleep(ms(10)))
         })?;
-        let r = fuseau::sleep(ms(10));
-        l.push(format!("after: {}", outcome(&r)));
-        r
+        note(&l, "after", fuseau::sleep(ms(10)))
     });
-    sim.run_until_idle();
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
-    assert_eq!(
-        log.take(),
-        [
-            "inner slept",
-            "inner ended",
-            "outer sleep: ok",
-            "after: Cancelled"
-        ]
-    );
-    assert_eq!(sim.elapsed(), ms(20));
-    assert!(worker.join().unwrap_err().is_cancelled());
+    cancel_when_idle(&sim, &worker);
+    let expected = [
+        "inner slept",
+        "inner ended",
+        "outer sleep: ok",
+        "after: Cancelled",
+    ];
+    assert_ended(&sim, &log, worker, &expected, ms(20), ErrorKind::Cancelled);
 }
 
 #[test]
 fn shield_for_cuts_the_body_short_without_cancelling_the_fiber() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<u32> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<u32> {
         let never = Chan::<u32>::new();
         let r = shield_for(ms(5), || {
             fuseau::sleep(ms(3))?;
             l.push("first sleep");
-            let r = fuseau::sleep(ms(3)); // interrupted at 5ms
-            l.push(format!("second sleep: {}", outcome(&r)));
-            // Every later suspension point of the body fails too.
-            let again = fuseau::yield_now();
-            l.push(format!("yield in body: {}", outcome(&again)));
-            let again = never.recv();
-            l.push(format!("recv in body: {}", outcome(&again)));
+            let r = note(&l, "second sleep", fuseau::sleep(ms(3))); // interrupted at 5ms
+                                                                    // Every later suspension point of the body fails too.
+            let _ = note(&l, "yield in body", fuseau::yield_now());
+            let _ = note(&l, "recv in body", never.recv());
             r
         });
-        l.push(format!("shield_for: {}", outcome(&r)));
+        let r = note(&l, "shield_for", r);
         assert_eq!(
             r.unwrap_err().message(),
             "the time limit of a fuseau::shield_for expired"
@@ -216,11 +217,10 @@ fn shield_for_cuts_the_body_short_without_cancelling_the_fiber() {
         Ok(1)
     });
     sim.run_until(|| worker.is_done());
-    let log = log.take();
-    assert_eq!(log[0], "first sleep");
     assert_eq!(
-        &log[1..],
+        log.take(),
         [
+            "first sleep",
             "second sleep: Timeout",
             "yield in body: Timeout",
             "recv in body: Timeout",
@@ -257,8 +257,7 @@ fn shield_for_interrupts_a_wait_in_progress_and_undoes_it() {
 
 #[test]
 fn a_shield_for_that_ends_in_time_is_disarmed() {
-    let sim = Sim::new();
-    let r = sim.block_on(|| {
+    let body = || {
         let v = shield_for(ms(5), || {
             fuseau::sleep(ms(1))?;
             Ok(2)
@@ -267,34 +266,24 @@ fn a_shield_for_that_ends_in_time_is_disarmed() {
         fuseau::sleep(ms(20))?;
         fuseau::yield_now()?;
         // A zero limit fails every suspension point of its body at once.
-        let e = shield_for(std::time::Duration::ZERO, fuseau::checkpoint).unwrap_err();
+        let e = shield_for(Duration::ZERO, fuseau::checkpoint).unwrap_err();
         assert!(e.is_timeout());
         // No limit outlives its shield_for.
         fuseau::checkpoint()?;
         Ok(v)
-    });
-    assert_eq!(r.unwrap(), 2);
-    assert_eq!(sim.elapsed(), ms(21));
+    };
+    block_on_expect(body, 2, ms(21));
 }
 
 #[test]
 fn a_held_cancellation_is_delivered_after_an_expired_shield_for() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
-        let r = shield_for(ms(8), || fuseau::sleep(HOUR));
-        l.push(format!("shield_for: {}", outcome(&r)));
-        let r = fuseau::yield_now();
-        l.push(format!("then: {}", outcome(&r)));
-        r
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
+        let _ = note(&l, "shield_for", shield_for(ms(8), || fuseau::sleep(HOUR)));
+        note(&l, "then", fuseau::yield_now())
     });
-    sim.run_until_idle();
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
-    assert_eq!(log.take(), ["shield_for: Timeout", "then: Cancelled"]);
-    assert_eq!(sim.elapsed(), ms(8));
-    assert!(worker.join().unwrap_err().is_cancelled());
+    cancel_when_idle(&sim, &worker);
+    let expected = ["shield_for: Timeout", "then: Cancelled"];
+    assert_ended(&sim, &log, worker, &expected, ms(8), ErrorKind::Cancelled);
 }
 
 #[test]
@@ -302,25 +291,19 @@ fn nested_limits_an_inner_one_cuts_only_its_own_body_and_an_inner_shield_holds_t
     // As in Trio, a shield holds what is outside it: the outer limit's
     // expiry, like a cancellation, waits until the inner shield has ended,
     // then cuts the outer body short at its next suspension point.
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    sim.block_on(move || {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let r = shield_for(ms(10), || {
-            let inner = shield_for(ms(2), || fuseau::sleep(HOUR));
-            l.push(format!("inner: {}", outcome(&inner)));
+            let _ = note(&l, "inner", shield_for(ms(2), || fuseau::sleep(HOUR)));
             fuseau::sleep(ms(3))?; // the outer limit still holds
             l.push("outer body goes on");
-            let held = shield(|| fuseau::sleep(ms(20)));
-            l.push(format!("nested plain shield: {}", outcome(&held)));
-            let after = fuseau::yield_now();
-            l.push(format!("after it: {}", outcome(&after)));
-            after
+            let _ = note(&l, "nested plain shield", shield(|| fuseau::sleep(ms(20))));
+            note(&l, "after it", fuseau::yield_now())
         });
-        l.push(format!("outer: {}", outcome(&r)));
+        let _ = note(&l, "outer", r);
         Ok(())
-    })
-    .unwrap();
+    });
+    sim.run_until(|| worker.is_done());
+    worker.join().unwrap();
     assert_eq!(
         log.take(),
         [
@@ -336,10 +319,7 @@ fn nested_limits_an_inner_one_cuts_only_its_own_body_and_an_inner_shield_holds_t
 
 #[test]
 fn a_parents_cancellation_reaching_a_shielded_child_is_held() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let parent = sim.spawn(move || -> Result<()> {
+    let (sim, log, parent) = spawn_logged(move |l| -> Result<()> {
         let lc = l.clone();
         let child = fuseau::spawn(move || -> Result<()> {
             shield(|| {
@@ -347,45 +327,25 @@ fn a_parents_cancellation_reaching_a_shielded_child_is_held() {
                 lc.push("child cleanup done");
                 Ok(())
             })?;
-            let r = fuseau::yield_now();
-            lc.push(format!("child after shield: {}", outcome(&r)));
-            r
+            note(&lc, "child after shield", fuseau::yield_now())
         });
-        let r = child.join();
-        l.push(format!("parent join: {}", outcome(&r)));
-        r
+        note(&l, "parent join", child.join())
     });
-    sim.run_until_idle();
-    parent.cancel();
-    sim.run_until(|| parent.is_done());
-    assert_eq!(
-        log.take(),
-        [
-            "parent join: Cancelled",
-            "child cleanup done",
-            "child after shield: Cancelled"
-        ]
-    );
-    assert_eq!(
-        sim.elapsed(),
-        ms(10),
-        "the parent completed after its child"
-    );
-    assert!(parent.join().unwrap_err().is_cancelled());
+    cancel_when_idle(&sim, &parent);
+    let expected = [
+        "parent join: Cancelled",
+        "child cleanup done",
+        "child after shield: Cancelled",
+    ];
+    // The parent completed after its child.
+    assert_ended(&sim, &log, parent, &expected, ms(10), ErrorKind::Cancelled);
 }
 
 #[test]
 fn children_spawned_inside_a_shield_are_held_with_it() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let lb = l.clone();
-        let before = fuseau::spawn(move || -> Result<()> {
-            let r = fuseau::sleep(HOUR);
-            lb.push(format!("child spawned before: {}", outcome(&r)));
-            r
-        });
+        let before = fuseau::spawn(move || note(&lb, "child spawned before", fuseau::sleep(HOUR)));
         let r = shield(|| {
             fuseau::sleep(ms(5))?; // cancelled meanwhile
                                    // Spawned in a cancelled fiber, inside the shield: it runs.
@@ -397,72 +357,50 @@ fn children_spawned_inside_a_shield_are_held_with_it() {
             l.push(format!("helper joined: {v}"));
             // Cancelled when the shield ends, not before.
             let ll = l.clone();
-            let lingering = fuseau::spawn(move || -> Result<()> {
-                let r = fuseau::sleep(HOUR);
-                ll.push(format!("lingering child: {}", outcome(&r)));
-                r
-            });
+            let lingering =
+                fuseau::spawn(move || note(&ll, "lingering child", fuseau::sleep(HOUR)));
             fuseau::sleep(ms(5))?;
             l.push("shield ends");
             Ok(lingering)
         });
         let lingering = r?;
-        let r = lingering.join();
-        l.push(format!("joined the lingering child: {}", outcome(&r)));
+        let _ = note(&l, "joined the lingering child", lingering.join());
         drop(before);
         fuseau::checkpoint()
     });
-    sim.run_until_idle();
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
-    assert_eq!(
-        log.take(),
-        [
-            "child spawned before: Cancelled",
-            "helper joined: 42",
-            "shield ends",
-            // The join fails (the fiber is cancelled) after yielding once,
-            // during which the child, cancelled as the shield ended, runs.
-            "lingering child: Cancelled",
-            "joined the lingering child: Cancelled"
-        ]
-    );
-    assert_eq!(sim.elapsed(), ms(15));
-    assert!(worker.join().unwrap_err().is_cancelled());
+    cancel_when_idle(&sim, &worker);
+    let expected = [
+        "child spawned before: Cancelled",
+        "helper joined: 42",
+        "shield ends",
+        // The join fails (the fiber is cancelled) after yielding once,
+        // during which the child, cancelled as the shield ended, runs.
+        "lingering child: Cancelled",
+        "joined the lingering child: Cancelled",
+    ];
+    assert_ended(&sim, &log, worker, &expected, ms(15), ErrorKind::Cancelled);
 }
 
 #[test]
 fn children_spawned_inside_a_shield_become_ordinary_when_it_ends() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let ll = l.clone();
         let child = shield(|| {
-            Ok(fuseau::spawn(move || -> Result<()> {
-                let r = fuseau::sleep(HOUR);
-                ll.push(format!("child: {}", outcome(&r)));
-                r
+            Ok(fuseau::spawn(move || {
+                note(&ll, "child", fuseau::sleep(HOUR))
             }))
         })?;
-        let r = child.join();
-        l.push(format!("join: {}", outcome(&r)));
-        r
+        note(&l, "join", child.join())
     });
-    sim.run_until_idle();
     // No cancellation during the shield; now one reaches both at once.
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
-    assert_eq!(log.take(), ["join: Cancelled", "child: Cancelled"]);
-    assert_eq!(sim.elapsed(), ms(0));
+    cancel_when_idle(&sim, &worker);
+    let expected = ["join: Cancelled", "child: Cancelled"];
+    assert_ended(&sim, &log, worker, &expected, ms(0), ErrorKind::Cancelled);
 }
 
 #[test]
 fn cancel_callbacks_wait_for_the_end_of_the_shield() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let lc = l.clone();
         fuseau::with_cancel_callback(
             move |e| lc.push(format!("callback: {:?}", e.kind())),
@@ -477,9 +415,7 @@ fn cancel_callbacks_wait_for_the_end_of_the_shield() {
             },
         )
     });
-    sim.run_until_idle();
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
+    cancel_when_idle(&sim, &worker);
     assert_eq!(
         log.take(),
         ["cleanup done", "callback: Cancelled", "shield returned"]
@@ -488,10 +424,7 @@ fn cancel_callbacks_wait_for_the_end_of_the_shield() {
 
 #[test]
 fn a_cancel_after_deadline_during_a_shield_is_held_and_delivered_after() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         fuseau::cancel_after(ms(5))?;
         shield(|| {
             fuseau::sleep(ms(10))?; // the deadline passes meanwhile
@@ -501,26 +434,20 @@ fn a_cancel_after_deadline_during_a_shield_is_held_and_delivered_after() {
             l.push("slept again");
             Ok(())
         })?;
-        let r = fuseau::sleep(ms(10));
-        l.push(format!("after: {}", outcome(&r)));
-        r
+        note(&l, "after", fuseau::sleep(ms(10)))
     });
     sim.run_until(|| worker.is_done());
-    assert_eq!(log.take(), ["slept", "slept again", "after: Timeout"]);
-    assert_eq!(sim.elapsed(), ms(20));
-    assert!(worker.join().unwrap_err().is_timeout());
+    let expected = ["slept", "slept again", "after: Timeout"];
+    assert_ended(&sim, &log, worker, &expected, ms(20), ErrorKind::Timeout);
 }
 
 #[test]
 fn a_panic_inside_a_shield_ends_it() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let panicked = catch_unwind(AssertUnwindSafe(|| {
             shield(|| -> Result<()> {
                 shield(|| -> Result<()> {
-                    fuseau::cancel_after(std::time::Duration::ZERO)?; // cancelled, held
+                    fuseau::cancel_after(Duration::ZERO)?; // cancelled, held
                     fuseau::sleep(ms(1))?;
                     panic!("boom");
                 })
@@ -528,29 +455,24 @@ fn a_panic_inside_a_shield_ends_it() {
         }));
         l.push(format!("panicked: {}", panicked.is_err()));
         // No shield leaked: the held cancellation is delivered.
-        let r = fuseau::sleep(ms(1));
-        l.push(format!("sleep after: {}", outcome(&r)));
-        r
+        note(&l, "sleep after", fuseau::sleep(ms(1)))
     });
     sim.run_until(|| worker.is_done());
-    assert_eq!(log.take(), ["panicked: true", "sleep after: Timeout"]);
-    assert!(worker.join().unwrap_err().is_timeout());
-    assert_eq!(sim.elapsed(), ms(1));
+    let expected = ["panicked: true", "sleep after: Timeout"];
+    assert_ended(&sim, &log, worker, &expected, ms(1), ErrorKind::Timeout);
 }
 
 #[test]
 fn a_panic_inside_shield_for_disarms_its_limit() {
-    let sim = Sim::new();
-    let r = sim.block_on(|| {
+    let body = || {
         let panicked = catch_unwind(AssertUnwindSafe(|| {
             shield_for(ms(2), || -> Result<()> { panic!("boom") })
         }));
         assert!(panicked.is_err());
         fuseau::sleep(ms(10))?; // past the limit: not interrupted
         Ok(())
-    });
-    r.unwrap();
-    assert_eq!(sim.elapsed(), ms(10));
+    };
+    block_on_expect(body, (), ms(10));
 }
 
 #[test]
@@ -593,17 +515,14 @@ fn disposal_unwinds_fibers_inside_shields() {
     sim.sched.dispose();
     assert_eq!(guards.get(), 6, "every stack was unwound");
     assert_eq!(sim.sched.n_fibers(), 0);
-    assert!(waiting.join().unwrap_err().is_cancelled());
-    assert!(stubborn.join().unwrap_err().is_cancelled());
-    assert!(limited.join().unwrap_err().is_cancelled());
+    for fiber in [waiting, stubborn, limited] {
+        assert!(fiber.join().unwrap_err().is_cancelled());
+    }
 }
 
 #[test]
 fn shield_for_in_a_fiber_cancelled_before_runs_its_body_within_the_limit() {
-    let sim = Sim::new();
-    let log = Log::new();
-    let l = log.clone();
-    let worker = sim.spawn(move || -> Result<()> {
+    let (sim, log, worker) = spawn_logged(move |l| -> Result<()> {
         let e = fuseau::sleep(HOUR).unwrap_err(); // cancelled here
         l.push(format!("before: {:?}", e.kind()));
         let v = shield_for(ms(10), || {
@@ -612,21 +531,13 @@ fn shield_for_in_a_fiber_cancelled_before_runs_its_body_within_the_limit() {
         })?;
         l.push(format!("shield_for returned {v}"));
         // Cancelled after the body succeeded: delivered here, not above.
-        let r = fuseau::sleep(ms(1));
-        l.push(format!("after: {}", outcome(&r)));
-        r
+        note(&l, "after", fuseau::sleep(ms(1)))
     });
-    sim.run_until_idle();
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
-    assert_eq!(
-        log.take(),
-        [
-            "before: Cancelled",
-            "shield_for returned 9",
-            "after: Cancelled"
-        ]
-    );
-    assert_eq!(sim.elapsed(), ms(4));
-    assert!(worker.join().unwrap_err().is_cancelled());
+    cancel_when_idle(&sim, &worker);
+    let expected = [
+        "before: Cancelled",
+        "shield_for returned 9",
+        "after: Cancelled",
+    ];
+    assert_ended(&sim, &log, worker, &expected, ms(4), ErrorKind::Cancelled);
 }

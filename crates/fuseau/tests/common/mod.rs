@@ -313,3 +313,17 @@ pub(crate) fn with_watchdog<R>(f: impl FnOnce() -> R) -> R {
     done.store(true, std::sync::atomic::Ordering::Release);
     r
 }
+
+/// `"ok"` or the error's kind, for logs.
+pub(crate) fn outcome<T>(r: &Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("{:?}", e.kind()),
+    }
+}
+
+/// Logs `"{label}: {outcome}"` of `r`, then hands `r` back.
+pub(crate) fn note<T>(log: &Log, label: &str, r: Result<T>) -> Result<T> {
+    log.push(format!("{label}: {}", outcome(&r)));
+    r
+}
