@@ -106,9 +106,14 @@ pub fn block_on_with<T: 'static>(config: Config, f: impl FnOnce() -> Result<T>) 
     main.join()
 }
 
-/// Disposes of the scheduler when `block_on` returns or unwinds: the
-/// guarantee `erase::body` relies on.
-struct DisposeOnDrop(Scheduler);
+/// Disposes of the scheduler when dropped: when a runner (`block_on`, and
+/// the bridge's driver) returns or unwinds, the guarantee `erase::body`
+/// relies on.
+///
+/// Dropping the last [`Scheduler`] disposes of it too, but a fiber (or the
+/// user) may hold a clone: a fiber's stack then keeps the scheduler alive,
+/// which keeps the fiber alive, and nothing would ever be unwound.
+pub struct DisposeOnDrop(pub Scheduler);
 
 impl Drop for DisposeOnDrop {
     fn drop(&mut self) {

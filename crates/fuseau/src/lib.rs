@@ -236,6 +236,10 @@ pub mod __private {
     /// borrows erased. Its safety contract is the `erase` module's.
     pub use crate::erase::body as erase_body;
 
+    /// For `fuseau_tokio`'s driver: the guard that disposes of a runner's
+    /// scheduler, which `erase_body`'s contract relies on.
+    pub use crate::block_on::DisposeOnDrop;
+
     /// How this process makes stack guard pages: `"MADV_GUARD_INSTALL"` or
     /// `"mprotect"`.
     pub fn stack_guard_kind() -> &'static str {

@@ -19,6 +19,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
+use fuseau::__private::DisposeOnDrop;
 use fuseau::{Builder, Config, EventLoop, Iteration, Result, Scheduler, Unpark};
 
 mod threads;
@@ -242,6 +243,7 @@ pub async fn run_with<T: 'static>(
     f: impl FnOnce() -> Result<T> + 'static,
 ) -> Result<T> {
     let unpark = Arc::new(TokioUnpark::default());
+    // Disposed of when the driver is done or dropped.
     let sched = DisposeOnDrop(Scheduler::new(
         TokioLoop {
             unpark: unpark.clone(),
@@ -292,19 +294,6 @@ pub async fn run_with<T: 'static>(
     }
     sched.dispose();
     main.join()
-}
-
-/// Disposes of the scheduler when the driver is done or dropped.
-///
-/// Dropping the last [`Scheduler`] disposes of it too, but a fiber (or the
-/// user) may hold a clone: a fiber's stack then keeps the scheduler alive,
-/// which keeps the fiber alive, and nothing would ever be unwound.
-struct DisposeOnDrop(Scheduler);
-
-impl Drop for DisposeOnDrop {
-    fn drop(&mut self) {
-        self.0.dispose();
-    }
 }
 
 thread_local! {
