@@ -39,6 +39,7 @@ pub(crate) fn main() -> Result<()> {
         from_another_thread()?;
         deadline_scope_and_shield()?;
         fiber_mutex_and_semaphore()?;
+        scoped_fibers()?;
         Ok(())
     })?;
     // A `Runtime` is made, and shut down, outside any fiber: shutting down
@@ -507,13 +508,64 @@ fn fiber_mutex_and_semaphore() -> Result<()> {
     Ok(())
 }
 
+/// `scope` opens a scope whose members may borrow the caller's data: it
+/// returns only once every member is done. `race` (built on it) runs
+/// closures as members and returns the first success; the others are
+/// cancelled, and finished before it returns. In `with_timeout`, the whole
+/// race is bounded.
+fn scoped_fibers() -> Result<()> {
+    section("16. scoped fibers: a race with a deadline, a worker pool on a borrowed slice");
+    // Three mirrors of one file, each with its own delay (a fetch, here a
+    // sleep). The request and the log are borrowed, not cloned or `Rc`ed.
+    let request = String::from("GET /fuseau.tar.gz");
+    let log = std::cell::RefCell::new(Vec::new());
+    let mirror = |name: &'static str, delay: u64| {
+        let (request, log) = (&request, &log);
+        move || -> Result<String> {
+            let fetched = fuseau_tokio::sleep(ms(delay));
+            log.borrow_mut().push(match &fetched {
+                Ok(()) => format!("{name}: done"),
+                Err(e) => format!("{name}: {e}"),
+            });
+            fetched?;
+            Ok(format!("{request} from {name}"))
+        }
+    };
+    let fastest = fuseau_tokio::race([mirror("paris", 30), mirror("tokyo", 10), mirror("lima", 50)])?;
+    println!("race won: {fastest}");
+    println!("mirrors: {:?}", log.take());
+    let late = fuseau_tokio::with_timeout(ms(5), || {
+        fuseau_tokio::race([mirror("paris", 30), mirror("tokyo", 10)])
+    });
+    println!("with a 5 ms deadline: {}", late.unwrap_err());
+    println!("mirrors: {:?}", log.take());
+
+    // A worker pool over a borrowed slice: each member sums its chunk into
+    // its own slot of `sums` (a mutable borrow each); at most 2 at a time.
+    let samples: Vec<u64> = (1..=1_000).collect();
+    let mut sums = vec![0u64; 4];
+    fuseau_tokio::scope(|s| {
+        s.set_limit(2);
+        for (chunk, sum) in samples.chunks(250).zip(sums.iter_mut()) {
+            s.spawn(move || {
+                fuseau_tokio::yield_now()?; // a real worker would wait on I/O here
+                *sum = chunk.iter().sum();
+                Ok(())
+            });
+        }
+        Ok(())
+    })?;
+    println!("chunk sums: {sums:?}, total {}", sums.iter().sum::<u64>());
+    Ok(())
+}
+
 /// `main` runs every fiber on one thread. A `Runtime` runs a scheduler on
 /// each of several threads; fibers are placed on one (`spawn` picks the
 /// least-loaded, `spawn_on` a given one) and never move. A `SharedChan`
 /// carries values between fibers of any threads: a fiber that waits on it
 /// suspends, and its thread runs its other fibers meanwhile.
 fn every_core() -> Result<()> {
-    section("16. a Runtime: a scheduler per thread, a SharedChan between them");
+    section("17. a Runtime: a scheduler per thread, a SharedChan between them");
     let runtime = Runtime::new(2)?;
     let chan = SharedChan::bounded(2);
     let tx = chan.clone();

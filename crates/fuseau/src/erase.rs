@@ -1,16 +1,25 @@
-//! Fiber bodies that borrow from the caller of the runner that runs them.
+//! Fiber bodies that borrow from their caller's stack.
 //!
-//! [`block_on`](crate::block_on) (and `fuseau_tokio::main`) take a body
-//! that may borrow from their caller's stack: a `FnOnce() -> Result<T> +
-//! 'a`. A fiber needs a `'static` body, so the runner boxes the body and
-//! erases its lifetime with [`body`], the one `unsafe` operation here.
+//! A fiber needs a `'static` body. Two kinds of call take a body that may
+//! borrow (a `FnOnce() -> Result<T> + 'a`) and run it as a fiber all the
+//! same: the runners ([`block_on`](crate::block_on), `fuseau_tokio::main`),
+//! and the members of a fiber scope ([`scope`](crate::scope)). They box
+//! the body and erase its lifetime with [`body`], the one `unsafe`
+//! operation here.
 //!
 //! # Safety invariant
 //!
 //! The erased body, and everything it captured, must never be touched
-//! after `'a` ends. A runner guarantees it by being a *function* that
-//! returns (or unwinds) only after the scheduler it spawned the body on is
-//! disposed of, on every path (a guard disposes of it while unwinding):
+//! after `'a` ends: by then the body has returned or been dropped (its
+//! stack unwound), or its stack is leaked and will never be resumed. Each
+//! caller guarantees it by being a *function* (not a guard, not a future)
+//! that returns or unwinds only after that is so, on every path.
+//!
+//! ## Runners
+//!
+//! A runner returns (or unwinds) only after the scheduler it spawned the
+//! body on is disposed of, on every path (a guard disposes of it while
+//! unwinding):
 //!
 //! 1. Disposal cancels every fiber of the scheduler and unwinds every
 //!    suspended stack (or, where unwinding is impossible, leaks the stack:
@@ -32,6 +41,11 @@
 //! a scheduler whose fibers still hold the borrows. So `run` keeps its
 //! `'static` bound, as `tokio::spawn` does, and as scoped async tasks
 //! cannot be sound (tokio#3162).
+//!
+//! ## Fiber scopes
+//!
+//! `scope` returns or unwinds only after every member it spawned is done
+//! or abandoned; the argument is in the `scope` module.
 
 use crate::error::Result;
 
@@ -40,9 +54,9 @@ use crate::error::Result;
 /// # Safety
 ///
 /// The caller must uphold the module's invariant: the returned body runs
-/// (if at all) as a fiber of a scheduler that is disposed of before `'a`
-/// ends, on every path, and it is dropped before `'a` ends if it is never
-/// spawned.
+/// (if at all) as a fiber that is done, or whose stack is leaked and never
+/// resumed, before `'a` ends, on every path; and it is dropped before `'a`
+/// ends if it is never spawned.
 pub unsafe fn body<'a, T: 'static>(
     f: impl FnOnce() -> Result<T> + 'a,
 ) -> Box<dyn FnOnce() -> Result<T>> {

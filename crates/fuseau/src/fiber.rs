@@ -140,7 +140,8 @@ impl Builder {
             });
         };
         let parent = current_task();
-        self.spawn_inner(&sched, parent.as_deref(), f)
+        let link = parent.as_deref().map(Link::Child);
+        self.spawn_inner(&sched, link, f)
     }
 
     /// Spawns a fiber running `f` as a child of `parent` (on `parent`'s
@@ -185,8 +186,52 @@ impl Builder {
             .sched()
             .and_then(|s| s.into_any().downcast::<SchedInner>().ok())
             .ok_or_else(inactive)?;
-        self.spawn_inner(&sched, Some(&parent), f)
+        self.spawn_inner(&sched, Some(Link::Child(&parent)), f)
             .map_err(|r| r.error)
+    }
+
+    /// Spawns a member of `owner`'s fiber scope number `scope`
+    /// (`crate::scope`): a child of `owner`, whichever fiber spawns it,
+    /// whose failure fails the scope instead of `owner` (unless the builder
+    /// says not to propagate it). Never panics: a refused spawn gives a
+    /// fiber that failed with the reason, its body dropped.
+    pub(crate) fn spawn_member(
+        self,
+        owner: &Task,
+        scope: u64,
+        f: impl FnOnce() -> Result<()> + 'static,
+    ) -> Fiber<()> {
+        let sched = owner
+            .header()
+            .sched()
+            .and_then(|s| s.into_any().downcast::<SchedInner>().ok());
+        let refused = match sched {
+            Some(sched) => {
+                let fails_scope = self.propagate;
+                let builder = self.propagate_cancel_to_parent(false);
+                let link = Link::Member {
+                    owner,
+                    scope,
+                    fails_scope,
+                };
+                match builder.spawn_inner(&sched, Some(link), f) {
+                    Ok(fiber) => return fiber,
+                    Err(refused) => refused,
+                }
+            }
+            None => Refused {
+                error: inactive(),
+                body: f,
+                builder: self,
+            },
+        };
+        Fiber::failed(refused.builder.options(0), refused.body, refused.error)
+    }
+
+    /// A fiber that failed with `error` without ever running: a spawn
+    /// refused before it started.
+    pub(crate) fn failed(self, error: Error) -> Fiber<()> {
+        Fiber::failed(self.options(0), || Ok(()), error)
     }
 
     /// Spawns a fiber with no parent on `sched`; callable outside any fiber
@@ -214,7 +259,7 @@ impl Builder {
     fn spawn_inner<T: 'static, F: FnOnce() -> Result<T> + 'static>(
         self,
         sched: &Rc<SchedInner>,
-        parent: Option<&Task>,
+        link: Option<Link<'_>>,
         f: F,
     ) -> std::result::Result<Fiber<T>, Refused<F>> {
         if !sched.is_active() {
@@ -228,17 +273,44 @@ impl Builder {
         let weak: Weak<dyn Schedule> = Rc::downgrade(sched) as Weak<SchedInner>;
         let typed = Task::new(weak, options, f);
         let task: Rc<Task> = typed.clone();
-        if let Some(parent) = parent {
+        if let Some(link) = &link {
             // Inheritable fiber-locals, cloned here, in the caller: a panicking
             // `Clone` unwinds before the child is registered or linked.
-            crate::local::inherit(parent.header(), task.header());
+            crate::local::inherit(link.parent().header(), task.header());
         }
         sched.register(&task);
-        if let Some(parent) = parent {
-            task::link(parent, &task);
+        match link {
+            Some(Link::Child(parent)) => task::link(parent, &task),
+            Some(Link::Member {
+                owner,
+                scope,
+                fails_scope,
+            }) => task::link_member(owner, &task, scope, fails_scope),
+            None => {}
         }
         task.make_ready();
         Ok(Fiber { task: typed })
+    }
+}
+
+/// Where a new fiber goes in the tree.
+enum Link<'a> {
+    /// A child of this fiber.
+    Child(&'a Task),
+    /// A member of `owner`'s fiber scope number `scope`.
+    Member {
+        owner: &'a Task,
+        scope: u64,
+        fails_scope: bool,
+    },
+}
+
+impl Link<'_> {
+    fn parent(&self) -> &Task {
+        match self {
+            Link::Child(parent) => parent,
+            Link::Member { owner, .. } => owner,
+        }
     }
 }
 
@@ -438,7 +510,7 @@ pub(crate) fn is_self_or_ancestor(me: &Task, fiber: &Task) -> bool {
 }
 
 /// Suspends `me` until `target` is done, or `me` is cancelled.
-fn wait_done(me: &Task, target: &Task) -> Result<()> {
+pub(crate) fn wait_done(me: &Task, target: &Task) -> Result<()> {
     if is_self_or_ancestor(me, target) {
         return Err(Error::new(
             ErrorKind::Other,

@@ -67,12 +67,16 @@
 //! | `fuseau_tokio::signal::ctrl_c` | stops waiting |
 //! | any of the above inside [`shield`](crate::shield) (not a cancellation point itself) | not woken: the fiber's cancellation is held until its outermost shield ends, then delivered at its next suspension point (children spawned inside are held with it; disposal force-unwinds a shielded fiber that does not return) |
 //! | any of the above inside [`shield_for`](crate::shield_for) | as `shield`; when the time limit expires, woken: fails with `Timeout`, as does every later one of the body (the fiber is not cancelled by it) |
+//! | [`Scope::spawn`](crate::Scope::spawn) at the scope's [limit](crate::Scope::set_limit) (without a limit, not a cancellation point) | spawns nothing: the closure is dropped unrun, its handle's `join` gives the cancellation, no slot is taken |
+//! | [`ScopedFiber::join`](crate::ScopedFiber::join) | as `Fiber::join`: the member runs on (its scope still waits for it) |
+//! | any of the above inside [`scope`](crate::scope) (not a cancellation point itself) | as usual when the fiber is cancelled (its members are cancelled with it); when the scope fails (a member failed, or the body returned an error or panicked), woken: fails with `Cancelled` whose source is the failure, as does every later one of the body, and the other members are cancelled with it. The wait for the members at the scope's end is shielded: a cancellation then cancels the members and the wait goes on until they are done |
 //! | any of the above inside [`with_timeout`](crate::with_timeout), [`with_deadline`](crate::with_deadline) (not cancellation points themselves) | as usual when the fiber is cancelled (`Cancelled`); when the deadline passes, woken: fails with `Timeout` (its message names the deadline; the earliest of nested scopes wins), as does every later one of the body, and the fibers spawned inside the body are cancelled with it; the fiber is not cancelled |
 //!
 //! Not cancellation points (they never wait): [`spawn`](crate::spawn) and the
 //! [`Builder`](crate::Builder) methods, `try_send`/`try_recv`, `close`, the
 //! `try_*` calls of [`sync`](crate::sync), `notify_one`/`notify_all`,
-//! `add_permits`,
+//! `add_permits`, [`Scope::try_spawn`](crate::Scope::try_spawn) and
+//! [`Scope::set_limit`](crate::Scope::set_limit),
 //! [`cancel_after`](crate::cancel_after), [`with_cancel_callback`](crate::with_cancel_callback),
 //! fiber-local storage, pools, and [`AnyFiber::cancel`](crate::AnyFiber::cancel).
 //!

@@ -55,6 +55,32 @@
 //! assert_eq!(result.unwrap_err().message(), "disk on fire");
 //! ```
 //!
+//! ## Borrowing: fiber scopes
+//!
+//! [`spawn`] needs a `'static` closure, since a child may outlive the code
+//! that spawned it. [`scope`] opens a scope whose members
+//! ([`Scope::spawn`]) may borrow the caller's data, because it returns only
+//! once every member is done, on every path; a failing member cancels the
+//! rest and fails the scope. [`both`], [`all`] and [`race`] are built on it.
+//!
+//! ```
+//! let mut totals = [0u64; 3];
+//! let rows = [vec![1, 2], vec![3], vec![4, 5, 6]];
+//! fuseau::block_on(|| {
+//!     fuseau::scope(|s| {
+//!         for (row, total) in rows.iter().zip(totals.iter_mut()) {
+//!             s.spawn(move || {
+//!                 *total = row.iter().sum();
+//!                 Ok(())
+//!             });
+//!         }
+//!         Ok(())
+//!     })
+//! })?;
+//! assert_eq!(totals, [3, 3, 15]);
+//! # Ok::<(), fuseau::Error>(())
+//! ```
+//!
 //! ## Cancellation
 //!
 //! Cancellation is cooperative (the [`guide`] lists every cancellation
@@ -185,9 +211,12 @@ mod task;
 // L2: the scheduler (context, run queue, timers, teardown).
 mod scheduler;
 // L3: what fibers use: handles, cancellation, events and select, channels,
-//     time, fiber-local storage, remote fibers, pools.
+//     time, fiber-local storage, remote fibers, pools, sync primitives,
+//     shields and deadline scopes, fiber scopes and the combinators on
+//     them.
 mod cancel;
 mod chan;
+mod combinators;
 mod event;
 mod fiber;
 pub mod guide;
@@ -196,6 +225,7 @@ mod local;
 mod loom_tests;
 mod pool;
 mod remote;
+mod scope;
 mod shared_chan;
 mod shield;
 pub mod sync;
@@ -208,6 +238,7 @@ mod wakeup_tests;
 pub use block_on::{block_on, block_on_with};
 pub use cancel::{with_cancel_callback, CancelHandle};
 pub use chan::{Chan, RecvEvent, SendEvent, TryRecvError, TrySendError};
+pub use combinators::{all, all_limited, both, race};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
     await_event, ev_future, ev_future_pinned, select, Event, FutureEvent, PinnedFutureEvent, When,
@@ -221,6 +252,7 @@ pub use remote::{spawn_from_anywhere, RemoteFiber};
 pub use scheduler::{
     checkpoint, schedule_micro_task, yield_now, Config, Iteration, Scheduler, SchedulerHandle,
 };
+pub use scope::{scope, Scope, ScopedFiber};
 pub use shared_chan::{SharedChan, SharedRecvEvent, SharedSendEvent};
 pub use shield::{shield, shield_for, with_deadline, with_timeout};
 pub use task::Wakeup;

@@ -400,7 +400,7 @@ pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> Result<T>) -> Resu
 /// ```
 pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> Result<T>) -> Result<T> {
     with_fiber("with_deadline", |me| {
-        deadline_scope(me, Some(deadline), LimitKind::Deadline, f)
+        deadline_scope(me, Some(deadline), LimitKind::Deadline(deadline), f)
     })
 }
 
@@ -425,16 +425,22 @@ fn deadline_scope<T>(
 struct Entered<'a> {
     me: &'a Task,
     limit: Option<TimerKey>,
-    scope: Option<LimitKind>,
+    /// A deadline scope (`true`) or a shield.
+    deadline_scope: bool,
 }
 
 impl<'a> Entered<'a> {
     fn new(me: &'a Task, limit: Option<TimerKey>, scope: Option<LimitKind>) -> Entered<'a> {
+        let deadline_scope = scope.is_some();
         match scope {
             None => me.enter_shield(limit),
             Some(kind) => me.enter_deadline_scope(limit, kind),
         }
-        Entered { me, limit, scope }
+        Entered {
+            me,
+            limit,
+            deadline_scope,
+        }
     }
 }
 
@@ -445,9 +451,10 @@ impl Drop for Entered<'_> {
                 sched.remove_timer(key);
             }
         }
-        match self.scope {
-            None => self.me.exit_shield(self.limit),
-            Some(_) => self.me.exit_deadline_scope(self.limit),
+        if self.deadline_scope {
+            self.me.exit_deadline_scope(self.limit);
+        } else {
+            self.me.exit_shield(self.limit);
         }
     }
 }

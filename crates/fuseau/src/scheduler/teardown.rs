@@ -16,8 +16,11 @@
 //! freed while its coroutine is suspended: `Header`'s drop leaks such a
 //! coroutine rather than unwind it from inside a dying record.
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+
+use slab::Slab;
 
 use super::context::{switch_in, switch_out};
 use super::{Phase, SchedInner};
@@ -26,6 +29,39 @@ use crate::task::{self, Origin, Stage, Task};
 
 /// `true` if this build cannot unwind (`panic = "abort"`).
 const CANNOT_UNWIND: bool = cfg!(panic = "abort");
+
+/// Every fiber of `fibers`, each after its descendants (a post-order walk
+/// from the roots).
+fn children_first(fibers: &Slab<Rc<Task>>) -> Vec<Rc<Task>> {
+    let mut order = Vec::with_capacity(fibers.len());
+    let mut stack: Vec<(Rc<Task>, bool)> = fibers
+        .iter()
+        .filter(|(_, t)| t.header().parent().is_none())
+        .map(|(_, t)| (t.clone(), false))
+        .collect();
+    stack.reverse();
+    while let Some((task, expanded)) = stack.pop() {
+        if expanded {
+            order.push(task);
+            continue;
+        }
+        stack.push((task.clone(), true));
+        let children = task.header().children();
+        stack.extend(children.into_iter().rev().map(|c| (c, false)));
+    }
+    if order.len() < fibers.len() {
+        // Not expected (a fiber's parent is on its scheduler and not done
+        // before it), but no fiber may be skipped: the rest go last.
+        let seen: HashSet<*const Task> = order.iter().map(Rc::as_ptr).collect();
+        let rest: Vec<Rc<Task>> = fibers
+            .iter()
+            .filter(|(_, t)| !seen.contains(&Rc::as_ptr(t)))
+            .map(|(_, t)| t.clone())
+            .collect();
+        order.extend(rest);
+    }
+    order
+}
 
 fn disposed() -> Error {
     Error::new(ErrorKind::Cancelled, "the scheduler was disposed of")
@@ -82,15 +118,15 @@ impl SchedInner {
             task.header().state().dequeue();
         }
         drop(queued);
-        // Forced: unwind what is left. Completion cascades up the tree, so
-        // the registry empties once every body has finished. A destructor
-        // that spawns adds a fiber that never runs; the loop finishes it too.
+        // Forced: unwind what is left, children before their parents (a
+        // member of a fiber scope borrows from its parent's stack:
+        // `crate::scope` relies on this order). Completion cascades up the
+        // tree, so the registry empties once every body has finished. A
+        // destructor that spawns is refused (the scheduler is not active),
+        // but the loop would finish such a fiber too.
         loop {
-            let left: Vec<Rc<Task>> = self
-                .fibers
-                .borrow()
-                .iter()
-                .map(|(_, t)| t.clone())
+            let left: Vec<Rc<Task>> = children_first(&self.fibers.borrow())
+                .into_iter()
                 .filter(|t| matches!(t.header().stage(), Stage::NotStarted | Stage::Suspended))
                 .collect();
             if left.is_empty() {

@@ -86,7 +86,9 @@ use crate::switch::{FiberCoroutine, YielderSlot};
 use crate::timer::TimerKey;
 
 pub(crate) use state::Stage;
-pub(crate) use tree::{body_finished, cancel, fail, link, never_run, try_complete, LimitKind};
+pub(crate) use tree::{
+    abandon, body_finished, cancel, fail, link, link_member, never_run, try_complete, LimitKind,
+};
 pub(crate) use wait::forbid_waits;
 pub use wait::Wakeup;
 pub(crate) use waker::{register_local, scheduler_on_this_thread, unregister_local, RemoteWakeup};
@@ -225,9 +227,16 @@ pub(crate) struct Extras {
     /// The number of the last deadline scope the fiber entered (they are
     /// numbered from 1, per fiber, in the order they start).
     last_scope: u64,
-    /// The number of the parent's innermost deadline scope when this fiber
-    /// was linked under it (0: none): the scope's expiry cancels it.
+    /// The number of the parent's scope this fiber belongs to (0: none):
+    /// its innermost deadline or fiber scope when the fiber was linked, or
+    /// the fiber scope it was spawned in as a member. The scope's end
+    /// cancels it.
     parent_scope: u64,
+    /// The fiber is a member of the fiber scope `parent_scope`
+    /// (`crate::scope`), which waits for it.
+    member: bool,
+    /// The fiber is a member whose failure fails its scope.
+    fails_scope: bool,
 }
 
 /// How a fiber was cancelled and how it failed. Read on slow paths only:
@@ -444,6 +453,12 @@ impl Header {
 
     pub(crate) fn n_children(&self) -> usize {
         self.with_children(|c| c.len())
+    }
+
+    /// The fiber's children, in the order they were linked (as far as the
+    /// completion of others, which swaps the last into the gap, left it).
+    pub(crate) fn children(&self) -> Vec<Rc<Task>> {
+        self.with_children(|c| c.clone())
     }
 
     /// Runs `f` on the fiber's children. `f` must not run user code (nor

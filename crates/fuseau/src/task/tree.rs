@@ -17,6 +17,39 @@ use crate::timer::TimerKey;
 /// shielded is held with it (`SHIELDED_CHILD`), and is cancelled when the
 /// parent's outermost shield ends ([`Task::exit_shield`]).
 pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
+    link_under(parent, child);
+    if parent.header().state.has(SHIELD_DEADLINE) {
+        link_in_scope(parent, child);
+    }
+}
+
+/// Links `child` under `parent` as a member of `parent`'s fiber scope
+/// number `scope` (`crate::scope`), wherever the spawn came from: the
+/// scope's failure, or the expiry of a deadline scope around it, cancels
+/// the child (at once if one has happened already). With `fails_scope`, the
+/// child's own failure fails that scope instead of its parent
+/// ([`fail`]).
+pub(crate) fn link_member(parent: &Task, child: &Rc<Task>, scope: u64, fails_scope: bool) {
+    link_under(parent, child);
+    child.header().with_extras(|x| {
+        x.parent_scope = scope;
+        x.member = true;
+        x.fails_scope = fails_scope;
+    });
+    let fired = parent.header().read_extras(|x| {
+        x.limits
+            .iter()
+            .find(|l| l.scope != 0 && l.scope <= scope && l.fired)
+            .map(Limit::error)
+    });
+    if let Some(e) = fired {
+        cancel(child, e, Origin::Parent);
+    }
+}
+
+/// What every link does: the child joins its parent's children, is held by
+/// its shield, and is cancelled at once under a cancelled parent.
+fn link_under(parent: &Task, child: &Rc<Task>) {
     let ph = parent.header();
     ph.with_children(|children| {
         let index = u32::try_from(children.len()).expect("fewer than 2^32 children per fiber");
@@ -30,9 +63,6 @@ pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
     }
     if let Some(e) = ph.cancel_error() {
         cancel(child, Error::passed_to_child(&e), Origin::Parent);
-    }
-    if ph.state.has(SHIELD_DEADLINE) {
-        link_in_scope(parent, child);
     }
 }
 
@@ -56,33 +86,61 @@ fn link_in_scope(parent: &Task, child: &Rc<Task>) {
     }
 }
 
-/// What set a time limit (the `Timeout` error names it).
-#[derive(Clone, Copy, Debug)]
+/// What set a limit (the error names it).
+#[derive(Clone, Debug)]
 pub(crate) enum LimitKind {
     /// `shield_for`.
     Shield,
     /// `with_timeout(duration)`.
     Timeout(Duration),
-    /// `with_deadline(instant)` (the instant is the timer's).
-    Deadline,
+    /// `with_deadline(instant)`.
+    Deadline(Instant),
+    /// A fiber scope (`crate::scope`): no deadline, it ends when it fails
+    /// (a member failed, or its body returned an error or panicked), at the
+    /// instant given, with the error given.
+    Scope(Option<(Instant, Error)>),
 }
 
-/// An active time limit of a fiber (in its extras, innermost last).
+/// An active limit of a fiber (in its extras, innermost last): a time
+/// limit, or a fiber scope, which ends when it fails.
 pub(crate) struct Limit {
-    /// Its timer: the deadline, and the key to disarm it.
-    key: TimerKey,
-    /// 0 for a `shield_for`; the deadline scope's number otherwise.
+    /// Its timer, if it has a deadline: the deadline, and the key to
+    /// disarm it. `None` for a fiber scope.
+    key: Option<TimerKey>,
+    /// 0 for a `shield_for`; the scope's number otherwise (deadline scopes
+    /// and fiber scopes share the numbering).
     scope: u64,
     kind: LimitKind,
-    /// The deadline scope's expiry was acted on (its children cancelled).
+    /// The scope's end was acted on (its children cancelled).
     fired: bool,
 }
 
 impl Limit {
-    /// The `Timeout` error of the body's suspension points once the limit
-    /// has passed; its message names the limit.
+    /// When the limit passed, if it has by `now`: its deadline, or the
+    /// instant its fiber scope failed.
+    fn passed_at(&self, now: Instant) -> Option<Instant> {
+        match (&self.key, &self.kind) {
+            (Some(key), _) => (key.0 <= now).then_some(key.0),
+            (None, LimitKind::Scope(failed)) => failed.as_ref().map(|(at, _)| *at),
+            (None, _) => None,
+        }
+    }
+
+    /// The error of the body's suspension points once the limit has
+    /// passed, which names it: `Timeout` for a time limit; for a failed
+    /// fiber scope, a cancellation caused by the failure.
     pub(crate) fn error(&self) -> Error {
-        match self.kind {
+        match &self.kind {
+            LimitKind::Scope(failed) => {
+                let cause = failed
+                    .as_ref()
+                    .map_or_else(Error::cancelled, |(_, e)| e.clone());
+                if cause.is_cancellation() {
+                    cause
+                } else {
+                    Error::with_source(ErrorKind::Cancelled, "its fuseau::scope failed", cause)
+                }
+            }
             LimitKind::Shield => Error::new(
                 ErrorKind::Timeout,
                 "the time limit of a fuseau::shield_for expired",
@@ -91,9 +149,9 @@ impl Limit {
                 ErrorKind::Timeout,
                 format!("fuseau::with_timeout({d:?}) expired"),
             ),
-            LimitKind::Deadline => Error::new(
+            LimitKind::Deadline(at) => Error::new(
                 ErrorKind::Timeout,
-                format!("fuseau::with_deadline({:?}) expired", self.key.0),
+                format!("fuseau::with_deadline({at:?}) expired"),
             ),
         }
     }
@@ -178,6 +236,20 @@ fn run_callbacks(callbacks: Vec<Pending>) {
     }
 }
 
+/// Cancels the children of `task` linked inside its scope number `scope`
+/// (or inside a scope nested in it: their numbers are higher) with `error`.
+fn cancel_inside(task: &Task, scope: u64, error: &Error) {
+    let mut inside = task.header().children();
+    inside.retain(|c| {
+        c.header()
+            .read_extras(|x| Some(x.parent_scope >= scope))
+            .unwrap_or(false)
+    });
+    for c in inside {
+        cancel(&c, error.clone(), Origin::Parent);
+    }
+}
+
 impl Task {
     /// The running fiber enters a shield (`crate::shield`), with the timer
     /// of its time limit if it has one (`shield_for`).
@@ -187,7 +259,7 @@ impl Task {
             x.shield_depth += 1;
             x.shield_marks.push(x.limits.len());
             x.limits.extend(limit.map(|key| Limit {
-                key,
+                key: Some(key),
                 scope: 0,
                 kind: LimitKind::Shield,
                 fired: false,
@@ -212,13 +284,86 @@ impl Task {
             x.last_scope += 1;
             let scope = x.last_scope;
             x.limits.push(Limit {
-                key,
+                key: Some(key),
                 scope,
                 kind,
                 fired: false,
             });
         });
         self.header().state.set_shield_deadline(true);
+    }
+
+    /// The running fiber enters a fiber scope (`crate::scope`); returns its
+    /// number, which its members are linked with ([`link_member`]). Fibers
+    /// it links itself from now on belong to the scope too ([`link`]), as
+    /// in a deadline scope.
+    pub(crate) fn enter_fiber_scope(&self) -> u64 {
+        let scope = self.header().with_extras(|x| {
+            x.last_scope += 1;
+            let scope = x.last_scope;
+            x.limits.push(Limit {
+                key: None,
+                scope,
+                kind: LimitKind::Scope(None),
+                fired: false,
+            });
+            scope
+        });
+        self.header().state.set_shield_deadline(true);
+        scope
+    }
+
+    /// Fails the running fiber's fiber scope number `scope` with `error`,
+    /// if it is active and has not failed yet: the fibers linked inside it
+    /// are cancelled, and the code inside it (the scope's body, in this
+    /// fiber) is interrupted, as by an expired deadline scope. Returns
+    /// `false` if the scope had failed already or is over.
+    pub(crate) fn fail_fiber_scope(&self, scope: u64, error: Error) -> bool {
+        let h = self.header();
+        let now = h.sched().map_or_else(Instant::now, |s| s.now());
+        let failed = h.with_extras(|x| {
+            let l = x
+                .limits
+                .iter_mut()
+                .find(|l| l.scope == scope && matches!(l.kind, LimitKind::Scope(None)))?;
+            l.kind = LimitKind::Scope(Some((now, error)));
+            l.fired = true;
+            Some(l.error())
+        });
+        let Some(e) = failed else { return false };
+        cancel_inside(self, scope, &e);
+        self.limits_changed();
+        true
+    }
+
+    /// The running fiber leaves its fiber scope number `scope` (the
+    /// innermost scope it is in); returns the error the scope failed with,
+    /// if it did. The fibers linked inside it that are still running (its
+    /// members are done by now) become ordinary children.
+    pub(crate) fn exit_fiber_scope(&self, scope: u64) -> Option<Error> {
+        let h = self.header();
+        let (failure, left) = h.with_extras(|x| {
+            let i = x.limits.iter().rposition(|l| l.scope == scope);
+            let failure = i.and_then(|i| match x.limits.remove(i).kind {
+                LimitKind::Scope(failed) => failed.map(|(_, e)| e),
+                _ => None,
+            });
+            (failure, !x.limits.is_empty())
+        });
+        h.state.set_shield_deadline(left);
+        failure
+    }
+
+    /// The children of the running fiber that are members of its fiber
+    /// scope number `scope` (`crate::scope`) and not done yet.
+    pub(crate) fn scope_members(&self, scope: u64) -> Vec<Rc<Task>> {
+        let mut members = self.header().children();
+        members.retain(|c| {
+            c.header()
+                .read_extras(|x| Some(x.parent_scope == scope && x.member))
+                .unwrap_or(false)
+        });
+        members
     }
 
     /// The running fiber leaves the deadline scope it entered last (`limit`
@@ -234,7 +379,7 @@ impl Task {
         let h = self.header();
         let left = h.with_extras(|x| {
             if let Some(key) = limit {
-                if let Some(i) = x.limits.iter().rposition(|l| l.key == key) {
+                if let Some(i) = x.limits.iter().rposition(|l| l.key == Some(key)) {
                     x.limits.remove(i);
                 }
             }
@@ -243,12 +388,14 @@ impl Task {
         h.state.set_shield_deadline(left);
     }
 
-    /// The error of the earliest time limit of the running code that has
-    /// passed by `now` (the outermost among equals), if one has; limits
-    /// entered before the innermost shield are held by it (see
-    /// `shield_marks`). The deadline scopes that have passed, held or not,
-    /// are acted on first, once each: the fibers linked inside them are
-    /// cancelled with their `Timeout`.
+    /// The error of the limit of the running code that passed first by
+    /// `now` (the outermost among equals), if one has: a time limit whose
+    /// deadline passed, or a fiber scope that failed; limits entered before
+    /// the innermost shield are held by it (see `shield_marks`). The
+    /// deadline scopes that have passed, held or not, are acted on first,
+    /// once each: the fibers linked inside them are cancelled with their
+    /// `Timeout` (a fiber scope acts when it fails:
+    /// [`fail_fiber_scope`](Task::fail_fiber_scope)).
     pub(crate) fn expire_limits(&self, now: Instant) -> Option<Error> {
         let h = self.header();
         let (first, newly) = h.with_extras(|x| {
@@ -258,14 +405,17 @@ impl Task {
                 .get(mark..)
                 .unwrap_or_default()
                 .iter()
-                .filter(|l| l.key.0 <= now)
-                .min_by_key(|l| l.key.0)
-                .map(Limit::error);
+                .filter_map(|l| Some((l.passed_at(now)?, l)))
+                .min_by_key(|(at, _)| *at)
+                .map(|(_, l)| l.error());
             let mut newly: Vec<(Instant, u64, Error)> = Vec::new();
             for l in x.limits.iter_mut() {
-                if l.scope != 0 && !l.fired && l.key.0 <= now {
+                if l.scope == 0 || l.fired {
+                    continue;
+                }
+                if let Some(at) = l.passed_at(now) {
                     l.fired = true;
-                    newly.push((l.key.0, l.scope, l.error()));
+                    newly.push((at, l.scope, l.error()));
                 }
             }
             (first, newly)
@@ -275,18 +425,7 @@ impl Task {
         let mut newly = newly;
         newly.sort_by_key(|(at, scope, _)| (*at, *scope));
         for (_, scope, e) in newly {
-            let mut inside = Vec::new();
-            h.with_children(|children| {
-                inside.extend(children.iter().cloned());
-            });
-            inside.retain(|c| {
-                c.header()
-                    .read_extras(|x| Some(x.parent_scope >= scope))
-                    .unwrap_or(false)
-            });
-            for c in inside {
-                cancel(&c, e.clone(), Origin::Parent);
-            }
+            cancel_inside(self, scope, &e);
         }
         first
     }
@@ -349,10 +488,18 @@ pub(crate) fn fail(task: &Task, error: Error) {
             Some(Origin::Parent | Origin::Handle | Origin::Scheduler)
         );
         cancel(&current, error.clone(), Origin::Own);
-        if !h.state.has(PROPAGATE) || (cancelled_from_outside && error.is_cancellation()) {
+        if cancelled_from_outside && error.is_cancellation() {
             return;
         }
         let Some(parent) = h.parent() else { return };
+        if !h.state.has(PROPAGATE) {
+            // A member of a fiber scope fails the scope, not its parent.
+            let scope = h.read_extras(|x| x.fails_scope.then_some(x.parent_scope));
+            if let Some(scope) = scope {
+                parent.fail_fiber_scope(scope, error);
+            }
+            return;
+        }
         current = parent;
     }
 }
@@ -374,6 +521,31 @@ pub(crate) fn never_run(task: &Task, error: Error) {
     let dropped = catch_unwind(AssertUnwindSafe(|| task.discard_body()));
     let error = dropped.map_or_else(Error::from_panic, |()| error);
     body_finished(task, Err(error));
+}
+
+/// Makes sure that the body of `task`, a fiber that is not running, never
+/// runs again, without running anything of it but the drop of a body that
+/// never started: one not started is finished as by [`never_run`]; a
+/// suspended one has its stack leaked (never resumed, never unwound, so
+/// what the stack holds is never touched again) and is finished with
+/// `error`. For `crate::scope`, whose owner's stack is being force-unwound
+/// while a member has not finished (not expected: the teardown unwinds
+/// children first).
+pub(crate) fn abandon(task: &Task, error: Error) {
+    let h = task.header();
+    match h.state.stage() {
+        // A run-queue entry left behind is stale: the run loop skips
+        // fibers that are finishing.
+        Stage::NotStarted => never_run(task, error),
+        Stage::Suspended => {
+            h.state.unwind();
+            if let Some(coroutine) = h.coroutine.borrow_mut().take() {
+                std::mem::forget(coroutine);
+            }
+            body_finished(task, Err(error));
+        }
+        Stage::Running | Stage::Finishing | Stage::Done => {}
+    }
 }
 
 /// Completes `task` if its body has returned, its children are done and its
@@ -419,6 +591,8 @@ pub(crate) fn try_complete(task: &Task) {
             shield_marks: _,
             last_scope: _,
             parent_scope: _,
+            member: _,
+            fails_scope: _,
         } = extras;
         if let Some(sched) = &sched {
             for key in deadlines {

@@ -217,7 +217,7 @@ impl Task {
         let h = self.header();
         if h.epoch.get() != epoch {
             if epoch == SHIELD_ALARM {
-                self.shield_alarm();
+                self.limits_changed();
             }
             return;
         }
@@ -229,18 +229,19 @@ impl Task {
     }
 
     /// The alarm of a time limit rang (`shield_for`, `with_timeout`,
-    /// `with_deadline`): the deadline scopes that have passed cancel the
-    /// fibers spawned inside them, and a suspended fiber whose limit has
-    /// passed is woken, to fail with `Timeout`.
+    /// `with_deadline`), or a fiber scope failed (`crate::scope`): the
+    /// deadline scopes that have passed cancel the fibers spawned inside
+    /// them, and a suspended fiber whose limit has passed is woken, to fail
+    /// with the limit's error.
     #[cold]
-    fn shield_alarm(&self) {
+    pub(crate) fn limits_changed(&self) {
         if self.limit_passed().is_some() && self.header().state.stage() == Stage::Suspended {
             self.make_ready();
         }
     }
 
-    /// The `Timeout` error of the earliest active time limit that has
-    /// passed, if one has (see [`Task::expire_limits`]).
+    /// The error of the active limit that passed first, if one has (see
+    /// [`Task::expire_limits`]).
     fn limit_passed(&self) -> Option<Error> {
         let h = self.header();
         if !h.state.has(SHIELD_DEADLINE) {
@@ -479,11 +480,7 @@ impl Task {
     fn checkpoint_slow(&self) -> Result<()> {
         let h = self.header();
         if NO_WAIT.with(|n| n.get()) != 0 {
-            return Err(Error::new(
-                ErrorKind::Other,
-                "a cancel callback cannot wait: it runs on the stack of whatever cancels \
-                 (see fuseau::with_cancel_callback)",
-            ));
+            return Err(in_cancel_callback());
         }
         if h.state.has(DEADLINE) && !h.state.has(CANCELLED) {
             let due = h
@@ -511,10 +508,7 @@ impl Task {
                 }
                 Err(e)
             }
-            None if unwinding_a_panic => Err(Error::new(
-                ErrorKind::Other,
-                "a fiber cannot wait while it unwinds a panic",
-            )),
+            None if unwinding_a_panic => Err(unwinding_a_panic_error()),
             None if h.coop.get() >= COOP_BUDGET => {
                 if let Some(sched) = h.sched().filter(|_| !h.state.has(UNWINDING)) {
                     sched.budget_spent();
@@ -527,6 +521,18 @@ impl Task {
                 Ok(())
             }
         }
+    }
+
+    /// Why the running fiber may not wait at all now, if it may not: it
+    /// runs a cancel callback, or unwinds a panic (see
+    /// [`checkpoint`](Task::checkpoint)). Calls that must wait before they
+    /// return (`crate::scope`) refuse to start then.
+    pub(crate) fn waits_refused(&self) -> Option<Error> {
+        if NO_WAIT.with(|n| n.get()) != 0 {
+            return Some(in_cancel_callback());
+        }
+        let h = self.header();
+        (std::thread::panicking() && !h.state.has(RESUMED_PANICKING)).then(unwinding_a_panic_error)
     }
 
     /// `Err` with the cancellation error if the fiber is cancelled (after a
@@ -547,6 +553,21 @@ impl Task {
             None => Ok(()),
         }
     }
+}
+
+fn in_cancel_callback() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "a cancel callback cannot wait: it runs on the stack of whatever cancels \
+         (see fuseau::with_cancel_callback)",
+    )
+}
+
+fn unwinding_a_panic_error() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "a fiber cannot wait while it unwinds a panic",
+    )
 }
 
 impl Task {
