@@ -531,7 +531,8 @@ fn scoped_fibers() -> Result<()> {
             Ok(format!("{request} from {name}"))
         }
     };
-    let fastest = fuseau_tokio::race([mirror("paris", 30), mirror("tokyo", 10), mirror("lima", 50)])?;
+    let fastest =
+        fuseau_tokio::race([mirror("paris", 30), mirror("tokyo", 10), mirror("lima", 50)])?;
     println!("race won: {fastest}");
     println!("mirrors: {:?}", log.take());
     let late = fuseau_tokio::with_timeout(ms(5), || {
