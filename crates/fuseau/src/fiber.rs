@@ -451,9 +451,7 @@ impl<T: 'static> Fiber<T> {
         let target: &Task = &*self.task;
         let waited = with_current(|me| {
             me.checkpoint()?;
-            if !target.header().is_done() {
-                wait_done(me, target)?;
-            }
+            wait_done(me, target)?;
             Ok::<(), Error>(())
         });
         match waited {
@@ -509,7 +507,8 @@ pub(crate) fn is_self_or_ancestor(me: &Task, fiber: &Task) -> bool {
     false
 }
 
-/// Suspends `me` until `target` is done, or `me` is cancelled.
+/// Suspends `me` until `target` is done (at once if it is), or `me` is
+/// cancelled.
 pub(crate) fn wait_done(me: &Task, target: &Task) -> Result<()> {
     if is_self_or_ancestor(me, target) {
         return Err(Error::new(
@@ -517,7 +516,7 @@ pub(crate) fn wait_done(me: &Task, target: &Task) -> Result<()> {
             "Fiber::join: a fiber cannot join itself or one of its ancestors (it would wait forever)",
         ));
     }
-    loop {
+    while !target.header().is_done() {
         me.begin_wait();
         target.header().add_joiner(Wakeup::new(me, 0));
         me.park();
@@ -529,6 +528,7 @@ pub(crate) fn wait_done(me: &Task, target: &Task) -> Result<()> {
         target.header().remove_joiner(me);
         me.cancelled()?;
     }
+    Ok(())
 }
 
 impl<T: 'static> Drop for Fiber<T> {

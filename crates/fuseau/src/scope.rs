@@ -260,9 +260,7 @@ fn wait_for_members(me: &Task, number: u64) {
             if me.header().is_unwinding() {
                 return Err(Error::cancelled());
             }
-            if !member.header().is_done() {
-                wait_done(me, member)?;
-            }
+            wait_done(me, member)?;
         }
     });
 }

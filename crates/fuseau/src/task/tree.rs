@@ -131,16 +131,17 @@ impl Limit {
     /// fiber scope, a cancellation caused by the failure.
     pub(crate) fn error(&self) -> Error {
         match &self.kind {
-            LimitKind::Scope(failed) => {
-                let cause = failed
-                    .as_ref()
-                    .map_or_else(Error::cancelled, |(_, e)| e.clone());
-                if cause.is_cancellation() {
-                    cause
-                } else {
-                    Error::with_source(ErrorKind::Cancelled, "its fuseau::scope failed", cause)
-                }
-            }
+            // Wrapped even when the failure is itself a cancellation (a
+            // member's own expired deadline): the others were not cut
+            // short by that deadline but by the scope's failure.
+            LimitKind::Scope(failed) => match failed {
+                Some((_, cause)) => Error::with_source(
+                    ErrorKind::Cancelled,
+                    "its fuseau::scope failed",
+                    cause.clone(),
+                ),
+                None => Error::cancelled(),
+            },
             LimitKind::Shield => Error::new(
                 ErrorKind::Timeout,
                 "the time limit of a fuseau::shield_for expired",
