@@ -8,8 +8,8 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::error::Error as _;
 
-use common::{ms, note, outcome, with_watchdog, Counter, Log, Sim, Slot, HOUR};
-use fuseau::{AnyFiber, Error, ErrorKind, Fiber, Result};
+use common::{ms, note, outcome, with_watchdog, Counter, Log, Sim, HOUR};
+use fuseau::{AnyFiber, Error, ErrorKind, Result};
 
 /// Sleeps `d`, logging how the sleep ended (and the error's source, if
 /// any), and passes the sleep's result on.
@@ -24,8 +24,7 @@ fn sleep_logged(log: &Log, label: &str, d: std::time::Duration) -> Result<()> {
     note(log, label, r)
 }
 
-/// A closure that sleeps `d` then returns `v` (or fails with `v` as
-/// message, when `fail`).
+/// A closure that sleeps `d` then returns `v`.
 fn after<T: 'static>(d: std::time::Duration, v: T) -> impl FnOnce() -> Result<T> {
     move || {
         fuseau::sleep(d)?;
@@ -33,6 +32,7 @@ fn after<T: 'static>(d: std::time::Duration, v: T) -> impl FnOnce() -> Result<T>
     }
 }
 
+/// A closure that sleeps `d` then fails with `msg` as message.
 fn fail_after<T>(d: std::time::Duration, msg: &'static str) -> impl FnOnce() -> Result<T> {
     move || {
         fuseau::sleep(d)?;
@@ -40,32 +40,83 @@ fn fail_after<T>(d: std::time::Duration, msg: &'static str) -> impl FnOnce() -> 
     }
 }
 
-/// Spawns `body` as a root fiber, runs until it waits, cancels it, and
-/// runs until it is done.
-fn cancel_while_waiting<T: 'static>(
-    sim: &Sim,
-    body: impl FnOnce() -> Result<T> + 'static,
-) -> Fiber<T> {
-    let worker = sim.spawn(body);
-    sim.run_until_idle();
-    assert!(!worker.is_done());
-    worker.cancel();
-    sim.run_until(|| worker.is_done());
-    worker
+/// Counts how many of the closures it makes ran, and how many were
+/// dropped.
+#[derive(Clone, Default)]
+struct Probe {
+    ran: Counter,
+    drops: Counter,
 }
 
-/// Runs `body` in a root fiber that is cancelled before `body` starts;
-/// returns `body`'s result, having checked that the fiber's next
+impl Probe {
+    /// `body` as a counted closure: it holds a drop guard, and counts a
+    /// run when it starts.
+    fn task<T>(&self, body: impl FnOnce() -> Result<T>) -> impl FnOnce() -> Result<T> {
+        let (ran, guard) = (self.ran.clone(), self.drops.guard());
+        move || {
+            let _guard = guard;
+            ran.incr();
+            body()
+        }
+    }
+
+    fn ran(&self) -> usize {
+        self.ran.get()
+    }
+
+    fn dropped(&self) -> usize {
+        self.drops.get()
+    }
+}
+
+/// Runs `body` in a root fiber, handing it the fiber's own handle (to
+/// cancel it before or during the call under test); returns what `body`
+/// returns, having checked that the fiber ends cancelled: its next
 /// suspension point fails.
-fn run_cancelled<T: 'static>(body: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+fn run_to_be_cancelled<R: 'static>(body: impl FnOnce(&AnyFiber) -> R + 'static) -> R {
     let sim = Sim::new();
     sim.block_on(|| {
-        AnyFiber::current().cancel();
-        let r = body();
+        let r = body(&AnyFiber::current());
         assert!(fuseau::yield_now().unwrap_err().is_cancelled());
         Ok(r)
     })
     .expect("the fiber returns body's result")
+}
+
+/// Calls `call` with a fresh probe in a root fiber cancelled before the
+/// call; checks that the call fails cancelled, and returns the probe.
+fn call_cancelled_before<T: 'static>(call: impl FnOnce(&Probe) -> Result<T> + 'static) -> Probe {
+    let probe = Probe::default();
+    let p = probe.clone();
+    let r = run_to_be_cancelled(move |me| {
+        me.cancel();
+        call(&p)
+    });
+    assert!(matches!(&r, Err(e) if e.is_cancelled()));
+    probe
+}
+
+/// Spawns a root fiber that calls `call` with a fresh probe, runs until
+/// it waits, cancels it, and runs until it is done; checks that it ended
+/// cancelled. Returns the fiber's log (`"{label}: {outcome}, drops {n}"`
+/// as the call returned) and the probe.
+fn cancel_while_waiting<T: 'static>(
+    label: &'static str,
+    call: impl FnOnce(&Probe) -> Result<T> + 'static,
+) -> (Vec<String>, Probe) {
+    let (sim, log, probe) = (Sim::new(), Log::new(), Probe::default());
+    let (l, p) = (log.clone(), probe.clone());
+    let worker = sim.spawn(move || {
+        let r = call(&p);
+        l.push(format!("{label}: {}, drops {}", outcome(&r), p.dropped()));
+        r
+    });
+    sim.run_until_idle();
+    assert!(!worker.is_done());
+    worker.cancel();
+    sim.run_until(|| worker.is_done());
+    assert!(matches!(worker.join(), Err(e) if e.is_cancelled()));
+    (log.take(), probe)
 }
 
 // ---------------------------------------------------------------- both
@@ -133,26 +184,13 @@ fn both_panic_is_a_panicked_error() {
 
 #[test]
 fn both_caller_cancelled_while_waiting() {
-    let sim = Sim::new();
-    let (drops, log) = (Counter::new(), Log::new());
-    let (d, l) = (drops.clone(), log.clone());
-    let worker = cancel_while_waiting(&sim, move || {
-        let (g1, g2) = (d.guard(), d.guard());
-        let r = fuseau::both(
-            move || {
-                let _g = g1;
-                fuseau::sleep(HOUR)
-            },
-            move || {
-                let _g = g2;
-                fuseau::sleep(HOUR)
-            },
-        );
-        l.push(format!("both: {}, drops {}", outcome(&r), d.get()));
-        r
+    let (log, _) = cancel_while_waiting("both", |p| {
+        fuseau::both(
+            p.task(|| fuseau::sleep(HOUR)),
+            p.task(|| fuseau::sleep(HOUR)),
+        )
     });
-    assert!(worker.join().unwrap_err().is_cancelled());
-    assert_eq!(log.take(), ["both: Cancelled, drops 2"]);
+    assert_eq!(log, ["both: Cancelled, drops 2"]);
 }
 
 #[test]
@@ -170,42 +208,21 @@ fn both_caller_goes_on_after_an_error() {
 
 #[test]
 fn both_cancelled_before_the_call() {
-    let ran = std::rc::Rc::new(Cell::new(0));
-    let (r1, r2) = (ran.clone(), ran.clone());
-    let r = run_cancelled(move || {
-        fuseau::both(
-            move || {
-                r1.set(r1.get() + 1);
-                Ok(())
-            },
-            move || {
-                r2.set(r2.get() + 1);
-                Ok(())
-            },
-        )
-    });
-    assert!(r.unwrap_err().is_cancelled());
-    assert_eq!(ran.get(), 0, "no closure runs in a cancelled fiber");
+    let probe = call_cancelled_before(|p| fuseau::both(p.task(|| Ok(())), p.task(|| Ok(()))));
+    assert_eq!(probe.ran(), 0, "no closure runs in a cancelled fiber");
+    assert_eq!(probe.dropped(), 2, "both closures are dropped");
 }
 
 #[test]
 fn both_cancelled_after_success_keeps_the_result() {
-    let sim = Sim::new();
-    let me = Slot::<AnyFiber>::new();
-    let m = me.clone();
-    let worker = sim.spawn(move || {
-        let caller = m.take();
-        let r = fuseau::both(after(ms(1), 1), || {
+    let r = run_to_be_cancelled(|caller| {
+        fuseau::both(after(ms(1), 1), || {
             fuseau::sleep(ms(2))?;
             caller.cancel(); // the caller, once this closure succeeds
             Ok(2)
-        });
-        assert_eq!(r.unwrap(), (1, 2));
-        fuseau::yield_now() // the next suspension point fails
+        })
     });
-    me.put(worker.any());
-    sim.run_until(|| worker.is_done());
-    assert!(worker.join().unwrap_err().is_cancelled());
+    assert_eq!(r.unwrap(), (1, 2));
 }
 
 // ----------------------------------------------------------------- all
@@ -270,21 +287,20 @@ fn all_first_failure_wins_over_later_ones() {
 #[test]
 fn all_cancels_the_rest_and_waits_for_them() {
     const N: usize = 5;
-    let (sim, log, drops) = (Sim::new(), Log::new(), Counter::new());
-    let (l, d) = (log.clone(), drops.clone());
+    let (sim, log, probe) = (Sim::new(), Log::new(), Probe::default());
+    let (l, p) = (log.clone(), probe.clone());
     let r = sim.block_on(move || {
         let r = fuseau::all((0..N).map(|i| {
-            let (guard, l) = (d.guard(), &l);
-            move || {
-                let _guard = guard;
+            let l = &l;
+            p.task(move || {
                 if i == 2 {
                     fuseau::sleep(ms(1))?;
                     return Err(Error::from("boom"));
                 }
                 sleep_logged(l, &format!("{i}"), HOUR)
-            }
+            })
         }));
-        l.push(format!("all: {}, drops {}", outcome(&r), d.get()));
+        l.push(format!("all: {}, drops {}", outcome(&r), p.dropped()));
         r
     });
     assert_eq!(r.unwrap_err().message(), "boom");
@@ -336,74 +352,43 @@ fn all_of_ten_thousand() {
         });
         assert!(r.unwrap().into_iter().eq(0..N));
         // And the first failure among as many cancels all the rest.
-        let drops = Counter::new();
-        let d = drops.clone();
+        let probe = Probe::default();
+        let p = probe.clone();
         let r = sim.block_on(move || {
             fuseau::all((0..N).map(|i| {
-                let guard = d.guard();
-                move || {
-                    let _guard = guard;
+                p.task(move || {
                     if i == N - 1 {
                         return Err(Error::from("last one fails"));
                     }
                     fuseau::sleep(HOUR)
-                }
+                })
             }))
         });
         assert_eq!(r.unwrap_err().message(), "last one fails");
-        assert_eq!(drops.get(), N);
+        assert_eq!(probe.dropped(), N);
         assert_eq!(sim.elapsed(), ms(0));
     });
 }
 
 #[test]
 fn all_caller_cancelled_while_waiting() {
-    let sim = Sim::new();
-    let (drops, log) = (Counter::new(), Log::new());
-    let (d, l) = (drops.clone(), log.clone());
-    let worker = cancel_while_waiting(&sim, move || {
-        let r = fuseau::all((0..4).map(|_| {
-            let guard = d.guard();
-            move || {
-                let _guard = guard;
-                fuseau::sleep(HOUR)
-            }
-        }));
-        l.push(format!("all: {}, drops {}", outcome(&r), d.get()));
-        r
+    let (log, _) = cancel_while_waiting("all", |p| {
+        fuseau::all((0..4).map(|_| p.task(|| fuseau::sleep(HOUR))))
     });
-    assert!(worker.join().unwrap_err().is_cancelled());
-    assert_eq!(log.take(), ["all: Cancelled, drops 4"]);
+    assert_eq!(log, ["all: Cancelled, drops 4"]);
 }
 
 #[test]
 fn all_cancelled_before_the_call() {
-    let (ran, drops) = (std::rc::Rc::new(Cell::new(0)), Counter::new());
-    let (r, d) = (ran.clone(), drops.clone());
-    let result = run_cancelled(move || {
-        fuseau::all((0..3).map(|_| {
-            let (ran, guard) = (r.clone(), d.guard());
-            move || {
-                let _guard = guard;
-                ran.set(ran.get() + 1);
-                Ok(())
-            }
-        }))
-    });
-    assert!(result.unwrap_err().is_cancelled());
-    assert_eq!(ran.get(), 0, "no closure runs in a cancelled fiber");
-    assert_eq!(drops.get(), 3, "every closure is dropped");
+    let probe = call_cancelled_before(|p| fuseau::all((0..3).map(|_| p.task(|| Ok(())))));
+    assert_eq!(probe.ran(), 0, "no closure runs in a cancelled fiber");
+    assert_eq!(probe.dropped(), 3, "every closure is dropped");
 }
 
 #[test]
 fn all_cancelled_after_success_keeps_the_results() {
-    let sim = Sim::new();
-    let me = Slot::<AnyFiber>::new();
-    let m = me.clone();
-    let worker = sim.spawn(move || {
-        let caller = m.take();
-        let caller = &caller;
-        let r = fuseau::all((1..=3u64).map(|i| {
+    let r = run_to_be_cancelled(|caller| {
+        fuseau::all((1..=3u64).map(|i| {
             move || {
                 fuseau::sleep(ms(i))?;
                 if i == 3 {
@@ -411,13 +396,9 @@ fn all_cancelled_after_success_keeps_the_results() {
                 }
                 Ok(i)
             }
-        }));
-        assert_eq!(r.unwrap(), [1, 2, 3]);
-        fuseau::yield_now()
+        }))
     });
-    me.put(worker.any());
-    sim.run_until(|| worker.is_done());
-    assert!(worker.join().unwrap_err().is_cancelled());
+    assert_eq!(r.unwrap(), [1, 2, 3]);
 }
 
 #[test]
@@ -448,51 +429,34 @@ fn all_limited_caps_and_orders() {
 
 #[test]
 fn all_limited_failure_stops_the_rest_from_starting() {
-    let sim = Sim::new();
-    let (ran, drops) = (std::rc::Rc::new(Cell::new(0)), Counter::new());
-    let (r, d) = (ran.clone(), drops.clone());
+    let (sim, probe) = (Sim::new(), Probe::default());
+    let p = probe.clone();
     let result = sim.block_on(move || {
         fuseau::all_limited(
             2,
             (0..10).map(|i| {
-                let (ran, guard) = (r.clone(), d.guard());
-                move || {
-                    let _guard = guard;
-                    ran.set(ran.get() + 1);
+                p.task(move || {
                     fuseau::sleep(ms(1))?;
                     if i == 2 {
                         return Err(Error::from("third fails"));
                     }
                     Ok(i)
-                }
+                })
             }),
         )
     });
     assert_eq!(result.unwrap_err().message(), "third fails");
-    assert_eq!(ran.get(), 4, "0 and 1, then 2 and 3; 2 fails");
-    assert_eq!(drops.get(), 10, "the others are dropped unrun");
+    assert_eq!(probe.ran(), 4, "0 and 1, then 2 and 3; 2 fails");
+    assert_eq!(probe.dropped(), 10, "the others are dropped unrun");
 }
 
 #[test]
 fn all_limited_caller_cancelled_while_waiting() {
-    let sim = Sim::new();
-    let (ran, drops) = (std::rc::Rc::new(Cell::new(0)), Counter::new());
-    let (r, d) = (ran.clone(), drops.clone());
-    let worker = cancel_while_waiting(&sim, move || {
-        fuseau::all_limited(
-            1,
-            (0..5).map(|_| {
-                let (ran, guard) = (r.clone(), d.guard());
-                move || {
-                    let _guard = guard;
-                    ran.set(ran.get() + 1);
-                    fuseau::sleep(HOUR)
-                }
-            }),
-        )
+    let (log, probe) = cancel_while_waiting("all_limited", |p| {
+        fuseau::all_limited(1, (0..5).map(|_| p.task(|| fuseau::sleep(HOUR))))
     });
-    assert!(worker.join().unwrap_err().is_cancelled());
-    assert_eq!((ran.get(), drops.get()), (1, 5));
+    assert_eq!(log, ["all_limited: Cancelled, drops 5"]);
+    assert_eq!((probe.ran(), probe.dropped()), (1, 5));
 }
 
 // ---------------------------------------------------------------- race
@@ -507,14 +471,12 @@ fn race_first_success_wins() {
 
 #[test]
 fn race_losers_are_cancelled_and_finished_before_it_returns() {
-    let (sim, drops) = (Sim::new(), Counter::new());
-    let d = drops.clone();
+    let sim = Sim::new();
     let r = sim.block_on(move || {
-        let cleanups = RefCell::new(Vec::new());
+        let (probe, cleanups) = (Probe::default(), RefCell::new(Vec::new()));
         let winner = fuseau::race([("a", 30u64), ("b", 10), ("c", 20)].map(|(name, t)| {
-            let (guard, cleanups) = (d.guard(), &cleanups);
-            move || {
-                let _guard = guard;
+            let cleanups = &cleanups;
+            probe.task(move || {
                 let r = fuseau::sleep(ms(t));
                 // Cleanup that waits, and writes to borrowed data.
                 fuseau::shield(|| {
@@ -525,9 +487,9 @@ fn race_losers_are_cancelled_and_finished_before_it_returns() {
                     Ok(())
                 })?;
                 r.map(|()| name)
-            }
+            })
         }))?;
-        assert_eq!(d.get(), 3, "every closure is done and dropped");
+        assert_eq!(probe.dropped(), 3, "every closure is done and dropped");
         let mut cleanups = cleanups.into_inner();
         cleanups.sort();
         assert_eq!(cleanups, ["a: Cancelled", "b: ok", "c: Cancelled"]);
@@ -617,19 +579,13 @@ fn race_of_nothing_is_an_error() {
 
 #[test]
 fn race_in_a_deadline_scope_times_out() {
-    let (sim, drops) = (Sim::new(), Counter::new());
-    let d = drops.clone();
+    let (sim, probe) = (Sim::new(), Probe::default());
+    let p = probe.clone();
     let r = sim.block_on(move || {
         let r = fuseau::with_timeout(ms(5), || {
-            fuseau::race((0..3).map(|_| {
-                let guard = d.guard();
-                move || {
-                    let _guard = guard;
-                    fuseau::sleep(HOUR)
-                }
-            }))
+            fuseau::race((0..3).map(|_| p.task(|| fuseau::sleep(HOUR))))
         });
-        assert_eq!(d.get(), 3);
+        assert_eq!(p.dropped(), 3);
         fuseau::yield_now()?; // the fiber itself is not cancelled
         r
     });
@@ -639,89 +595,47 @@ fn race_in_a_deadline_scope_times_out() {
 
 #[test]
 fn race_caller_cancelled_while_waiting() {
-    let sim = Sim::new();
-    let (drops, log) = (Counter::new(), Log::new());
-    let (d, l) = (drops.clone(), log.clone());
-    let worker = cancel_while_waiting(&sim, move || {
-        let r = fuseau::race((0..3).map(|_| {
-            let guard = d.guard();
-            move || {
-                let _guard = guard;
-                fuseau::sleep(HOUR)
-            }
-        }));
-        l.push(format!("race: {}, drops {}", outcome(&r), d.get()));
-        r
+    let (log, _) = cancel_while_waiting("race", |p| {
+        fuseau::race((0..3).map(|_| p.task(|| fuseau::sleep(HOUR))))
     });
-    assert!(worker.join().unwrap_err().is_cancelled());
-    assert_eq!(log.take(), ["race: Cancelled, drops 3"]);
+    assert_eq!(log, ["race: Cancelled, drops 3"]);
 }
 
 #[test]
 fn race_cancelled_before_the_call() {
-    let (ran, drops) = (std::rc::Rc::new(Cell::new(0)), Counter::new());
-    let (r, d) = (ran.clone(), drops.clone());
-    let result = run_cancelled(move || {
-        fuseau::race((0..3).map(|_| {
-            let (ran, guard) = (r.clone(), d.guard());
-            move || {
-                let _guard = guard;
-                ran.set(ran.get() + 1);
-                Ok(())
-            }
-        }))
-    });
-    assert!(result.unwrap_err().is_cancelled());
-    assert_eq!(ran.get(), 0, "no closure runs in a cancelled fiber");
-    assert_eq!(drops.get(), 3);
+    let probe = call_cancelled_before(|p| fuseau::race((0..3).map(|_| p.task(|| Ok(())))));
+    assert_eq!(probe.ran(), 0, "no closure runs in a cancelled fiber");
+    assert_eq!(probe.dropped(), 3);
 }
 
 #[test]
 fn race_cancelled_by_the_winner_keeps_its_value() {
-    let sim = Sim::new();
-    let me = Slot::<AnyFiber>::new();
-    let m = me.clone();
-    let worker = sim.spawn(move || {
-        let caller = m.take();
-        let caller = &caller;
-        let r = fuseau::race((1..=3u64).map(|i| {
+    let r = run_to_be_cancelled(|caller| {
+        fuseau::race((1..=3u64).map(|i| {
             move || {
                 fuseau::sleep(ms(i))?;
                 caller.cancel(); // the winner cancels the caller, then wins
                 Ok(i)
             }
-        }));
-        assert_eq!(r.unwrap(), 1);
-        fuseau::yield_now()
+        }))
     });
-    me.put(worker.any());
-    sim.run_until(|| worker.is_done());
-    assert!(worker.join().unwrap_err().is_cancelled());
+    assert_eq!(r.unwrap(), 1);
 }
 
 #[test]
 fn race_won_at_once_while_the_others_never_start() {
-    let (sim, ran) = (Sim::new(), std::rc::Rc::new(Cell::new(0)));
-    let me = Slot::<AnyFiber>::new();
-    let (m, r) = (me.clone(), ran.clone());
-    let worker = sim.spawn(move || {
-        let caller = m.take();
-        let caller = &caller;
-        let v = fuseau::race((0..3).map(|i| {
-            let ran = r.clone();
-            move || {
-                ran.set(ran.get() + 1);
+    let probe = Probe::default();
+    let p = probe.clone();
+    let v = run_to_be_cancelled(move |caller| {
+        fuseau::race((0..3).map(|i| {
+            p.task(move || {
                 // The first to run wins without waiting, and cancels the
                 // caller: the other two are cancelled before they start.
                 caller.cancel();
                 Ok(i)
-            }
-        }));
-        assert_eq!(v.unwrap(), 0);
-        fuseau::yield_now()
+            })
+        }))
     });
-    me.put(worker.any());
-    sim.run_until(|| worker.is_done());
-    assert!(worker.join().unwrap_err().is_cancelled());
-    assert_eq!(ran.get(), 1);
+    assert_eq!(v.unwrap(), 0);
+    assert_eq!(probe.ran(), 1);
 }

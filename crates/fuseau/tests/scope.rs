@@ -9,6 +9,7 @@ mod common;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::{ms, Counter, Log, Sim, HOUR};
@@ -54,13 +55,29 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// virtual time run far past anything a member could still do (shielded,
 /// so that a cancelled fiber waits too), and checks that nothing wrote to
 /// the data meanwhile.
-fn overwrite_then_check(data: &mut [u32]) {
+fn overwrite_then_check(data: &mut [u32]) -> Result<()> {
     data.fill(OVERWRITTEN);
     shield(|| fuseau::sleep(3 * HOUR)).expect("a shielded sleep");
     assert!(
         data.iter().all(|&v| v == OVERWRITTEN),
         "a member touched the data after its scope returned: {data:?}"
     );
+    Ok(())
+}
+
+/// Checks that the members left `expected` in `data`, then
+/// [`overwrite_then_check`].
+#[track_caller]
+fn check_then_overwrite(data: &mut [u32], expected: &[u32]) -> Result<()> {
+    assert_eq!(data, expected, "what the members wrote");
+    overwrite_then_check(data)
+}
+
+/// A log and a drop counter, shared by a test's fibers.
+#[derive(Clone, Default)]
+struct Tracking {
+    log: Log,
+    drops: Counter,
 }
 
 /// What the tests share, owned by the fiber that runs them and borrowed by
@@ -86,6 +103,22 @@ impl Ctx {
     fn outcome<T>(&self, label: &str, r: &Result<T>) {
         self.log
             .push(format!("{label}: {} @{}ms", describe(r), self.ms()));
+    }
+
+    /// Logs the outcome `r` as [`Ctx::outcome`] does, and returns it.
+    fn logged<T>(&self, label: &str, r: Result<T>) -> Result<T> {
+        self.outcome(label, &r);
+        r
+    }
+
+    /// Logs the outcome `r` as [`Ctx::outcome`] does, and returns its error.
+    #[track_caller]
+    fn failed<T>(&self, label: &str, r: Result<T>) -> Error {
+        self.outcome(label, &r);
+        match r {
+            Ok(_) => panic!("{label} succeeded"),
+            Err(e) => e,
+        }
     }
 
     /// A member's body: holds a drop guard, reads `name` (shared borrow),
@@ -124,6 +157,69 @@ impl Ctx {
         }
     }
 
+    /// Spawns members `a`, `b`, `c`… into `s`, one for each slot: member
+    /// `i` sleeps `durations[i]` and writes `i + 1` to its slot, after a
+    /// cleanup lasting `cleanups[i]` if cancelled (see
+    /// [`Ctx::member_with_cleanup`]).
+    fn spawn_members<'s, const N: usize>(
+        &'s self,
+        s: &'s Scope<'s, '_>,
+        slots: [&'s mut u32; N],
+        durations: [Duration; N],
+        cleanups: [Option<Duration>; N],
+    ) {
+        for (i, slot) in slots.into_iter().enumerate() {
+            let name = ["a", "b", "c"][i];
+            s.spawn(self.member_with_cleanup(name, slot, i as u32 + 1, durations[i], cleanups[i]));
+        }
+    }
+
+    /// A member that only sets `ran` (holding a guard): the tests below
+    /// check that it never runs.
+    fn marks_ran<'a>(&'a self, ran: &'a Cell<bool>) -> impl FnOnce() -> Result<()> + 'a {
+        let guard = self.drops.guard();
+        move || {
+            let _guard = guard;
+            ran.set(true);
+            Ok(())
+        }
+    }
+
+    /// Spawns `member` into `s` for `who`, noting `"{who} waits"` before
+    /// and `"{who} granted"` once the scope had a slot for it.
+    fn spawn_noting<'s, T: 's>(
+        &self,
+        s: &'s Scope<'s, '_>,
+        who: &str,
+        member: impl FnOnce() -> Result<T> + 's,
+    ) -> ScopedFiber<'s, T> {
+        self.note(&format!("{who} waits"));
+        let fiber = s.spawn(member);
+        self.note(&format!("{who} granted"));
+        fiber
+    }
+
+    /// A member that cancels the fiber in `victim` once it slept `after`,
+    /// noting `"{name} cancelled"`, then sleeps `stays` more and writes 3
+    /// to `slot`.
+    fn canceller<'a>(
+        &'a self,
+        name: &'a str,
+        victim: &'a OnceCell<AnyFiber>,
+        after: Duration,
+        stays: Duration,
+        slot: &'a mut u32,
+    ) -> impl FnOnce() -> Result<()> + 'a {
+        move || {
+            fuseau::sleep(after)?;
+            victim.get().unwrap().cancel();
+            self.note(&format!("{name} cancelled"));
+            fuseau::sleep(stays)?;
+            *slot = 3;
+            Ok(())
+        }
+    }
+
     /// A member that sleeps `d`, then fails with `error` (holding a guard).
     fn failing<'a>(
         &'a self,
@@ -143,52 +239,88 @@ impl Ctx {
     }
 }
 
-/// How a test ended: the fiber's result, the log, the drop count and the
-/// virtual time elapsed.
+/// How a test ended: the fiber's result, the log, the drop count, the
+/// virtual time elapsed and what the members left in the fiber's data.
 struct Run<T> {
     result: Result<T>,
     log: Vec<String>,
     drops: usize,
     elapsed: Duration,
+    data: Vec<u32>,
+}
+
+impl<T> Run<T> {
+    /// Checks that the fiber succeeded and logged exactly `expected`.
+    #[track_caller]
+    fn assert_ok_log(&self, expected: &[&str]) {
+        if let Err(e) = &self.result {
+            panic!("the fiber failed: {}", chain(e));
+        }
+        assert_eq!(self.log, expected);
+    }
+}
+
+/// The body of a test's root fiber, given the shared [`Ctx`] and the `N`
+/// slots of data the fiber owns, one by one, for its members to borrow.
+trait Body<T, const N: usize>: for<'a> FnOnce(&'a Ctx, [&'a mut u32; N]) -> Result<T> {}
+impl<T, const N: usize, F> Body<T, N> for F where
+    F: for<'a> FnOnce(&'a Ctx, [&'a mut u32; N]) -> Result<T>
+{
 }
 
 /// Runs `body` in a root fiber of a fresh simulation; `drive` runs the
-/// simulation until that fiber is done.
-fn run_driven<T: 'static>(
-    body: impl FnOnce(&Ctx) -> Result<T> + 'static,
+/// simulation until that fiber is done. Once `body` returned (whichever
+/// way), keeps what is in the data (`Run::data`), then, if there is any
+/// data, [`overwrite_then_check`].
+fn run_driven<T: 'static, const N: usize>(
+    body: impl Body<T, N> + 'static,
     drive: impl FnOnce(&Sim, &Fiber<T>),
 ) -> Run<T> {
-    let sim = Sim::new();
-    let (log, drops) = (Log::new(), Counter::new());
-    let (l, d) = (log.clone(), drops.clone());
+    let (sim, t) = (Sim::new(), Tracking::default());
+    let tt = t.clone();
+    let left = Rc::new(RefCell::new(Vec::new()));
+    let left_in_fiber = left.clone();
     let main = sim.spawn(move || {
         let cx = Ctx {
-            log: l,
-            drops: d,
+            log: tt.log,
+            drops: tt.drops,
             t0: fuseau::time::now(),
         };
-        body(&cx)
+        let mut data = [0u32; N];
+        let r = body(&cx, data.each_mut());
+        *left_in_fiber.borrow_mut() = data.to_vec();
+        if N > 0 {
+            overwrite_then_check(&mut data)?;
+        }
+        r
     });
     drive(&sim, &main);
     assert!(main.is_done());
     Run {
         result: main.join(),
-        log: log.take(),
-        drops: drops.get(),
+        log: t.log.take(),
+        drops: t.drops.get(),
         elapsed: sim.elapsed(),
+        data: left.take(),
     }
 }
 
-/// Runs `body` in a root fiber of a fresh simulation until it is done.
-fn run<T: 'static>(body: impl FnOnce(&Ctx) -> Result<T> + 'static) -> Run<T> {
+/// Runs `body`, given `N` slots of data, in a root fiber of a fresh
+/// simulation until it is done (see [`run_driven`]).
+fn run_on<T: 'static, const N: usize>(body: impl Body<T, N> + 'static) -> Run<T> {
     run_driven(body, |sim, main| sim.run_until(|| main.is_done()))
 }
 
-/// Runs `body`, and cancels its fiber once it has waited `after` (virtual
-/// time, with no timer due before).
-fn run_cancelled_after<T: 'static>(
+/// [`run_on`] without data.
+fn run<T: 'static>(body: impl FnOnce(&Ctx) -> Result<T> + 'static) -> Run<T> {
+    run_on(move |cx, []| body(cx))
+}
+
+/// Runs `body` (see [`run_driven`]), and cancels its fiber once it has
+/// waited `after` (virtual time, with no timer due before).
+fn run_cancelled_after<T: 'static, const N: usize>(
     after: Duration,
-    body: impl FnOnce(&Ctx) -> Result<T> + 'static,
+    body: impl Body<T, N> + 'static,
 ) -> Run<T> {
     run_driven(body, |sim, main| {
         sim.run_until_idle();
@@ -204,23 +336,18 @@ fn run_cancelled_after<T: 'static>(
 /// Three members `a`, `b`, `c` sleeping `durations` (in ms); the body
 /// returns at once. Returns the log.
 fn members_of_durations(durations: [u64; 3]) -> Vec<String> {
-    let r = run(move |cx| {
-        let names = ["a", "b", "c"];
-        let mut data = [0u32; 3];
+    let r = run_on(move |cx, slots| {
         let v = scope(|s| {
-            for (i, (name, slot)) in names.iter().zip(data.iter_mut()).enumerate() {
-                s.spawn(cx.member(name, slot, i as u32 + 1, ms(durations[i])));
-            }
+            cx.spawn_members(s, slots, durations.map(ms), [None; 3]);
             cx.note("body returns");
             Ok(42)
         })?;
         cx.note(&format!("scope returned {v}"));
         assert_eq!(cx.drops.get(), 3, "every member's captures were dropped");
-        assert_eq!(data, [1, 2, 3]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
     r.result.unwrap();
+    assert_eq!(r.data, [1, 2, 3]);
     assert_eq!(r.drops, 3);
     r.log
 }
@@ -281,21 +408,15 @@ fn a_body_that_outlives_its_members() {
             Ok(c.join()? * 100)
         })?;
         cx.note(&format!("scope returned {v}"));
-        assert_eq!(data, [1, 2, 10, 10]);
-        overwrite_then_check(&mut data);
-        Ok(())
+        check_then_overwrite(&mut data, &[1, 2, 10, 10])
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "a: ok @10ms",
-            "c done @10ms",
-            "b: ok @20ms",
-            "body returns @50ms",
-            "scope returned 200 @50ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "a: ok @10ms",
+        "c done @10ms",
+        "b: ok @20ms",
+        "body returns @50ms",
+        "scope returned 200 @50ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
@@ -311,18 +432,16 @@ fn a_scope_without_members_returns_the_body_value_at_once() {
         cx.note(v);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["value @0ms"]);
+    r.assert_ok_log(&["value @0ms"]);
     assert_eq!(r.elapsed, Duration::ZERO);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn members_run_in_spawn_order_after_the_body_suspends() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
+    let r = run_on(|cx, slots: [_; 3]| {
         scope(|s| {
-            for (i, slot) in data.iter_mut().enumerate() {
+            for (i, slot) in slots.into_iter().enumerate() {
                 s.spawn(move || {
                     cx.note(&format!("m{i} runs"));
                     *slot = i as u32 + 1;
@@ -333,22 +452,16 @@ fn members_run_in_spawn_order_after_the_body_suspends() {
             fuseau::yield_now()?;
             cx.note("body resumed");
             Ok(())
-        })?;
-        assert_eq!(data, [1, 2, 3]);
-        overwrite_then_check(&mut data);
-        Ok(())
+        })
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "body spawned @0ms",
-            "m0 runs @0ms",
-            "m1 runs @0ms",
-            "m2 runs @0ms",
-            "body resumed @0ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3]);
+    r.assert_ok_log(&[
+        "body spawned @0ms",
+        "m0 runs @0ms",
+        "m1 runs @0ms",
+        "m2 runs @0ms",
+        "body resumed @0ms",
+    ]);
 }
 
 // 2. Early `?` in the body.
@@ -356,15 +469,10 @@ fn members_run_in_spawn_order_after_the_body_suspends() {
 /// Three members asleep for an hour, whose cleanups (once cancelled) last
 /// `cleanups` (in ms); the body fails at 5ms with `?`. Returns the log.
 fn early_question_mark(cleanups: [u64; 3]) -> Vec<String> {
-    let r = run(move |cx| {
-        let names = ["a", "b", "c"];
-        let mut data = [0u32; 3];
+    let r = run_on(move |cx, slots| {
         let body_error = RefCell::new(None);
         let r: Result<()> = scope(|s| {
-            for (i, (name, slot)) in names.iter().zip(data.iter_mut()).enumerate() {
-                let cleanup = Some(ms(cleanups[i]));
-                s.spawn(cx.member_with_cleanup(name, slot, i as u32 + 1, HOUR, cleanup));
-            }
+            cx.spawn_members(s, slots, [HOUR; 3], cleanups.map(|c| Some(ms(c))));
             fuseau::sleep(ms(5))?;
             let e = Error::from("bad request");
             *body_error.borrow_mut() = Some(e.clone());
@@ -372,19 +480,17 @@ fn early_question_mark(cleanups: [u64; 3]) -> Vec<String> {
             Err(e)?;
             unreachable!()
         });
-        cx.outcome("scope", &r);
-        let e = r.unwrap_err();
+        let e = cx.failed("scope", r);
         assert!(e.ptr_eq(body_error.borrow().as_ref().unwrap()));
         assert_eq!(e.message(), "bad request");
         assert_eq!(cx.drops.get(), 3);
-        assert_eq!(data, [1, 2, 3]);
         // The fiber itself is not cancelled.
         fuseau::sleep(ms(1))?;
         cx.note("fiber slept");
-        overwrite_then_check(&mut data);
         Ok(())
     });
     r.result.unwrap();
+    assert_eq!(r.data, [1, 2, 3]);
     assert_eq!(r.drops, 3);
     r.log
 }
@@ -426,9 +532,7 @@ fn an_early_question_mark_cancels_and_awaits_the_members() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_failing_member_cancels_its_siblings_and_the_body() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
-        let [a, b, c] = &mut data;
+    let r = run_on(|cx, [a, b, c]| {
         let seen = RefCell::new(Vec::<Error>::new());
         let r: Result<()> = scope(|s| {
             s.spawn(cx.member("a", a, 1, HOUR));
@@ -442,42 +546,34 @@ fn a_failing_member_cancels_its_siblings_and_the_body() {
             cx.outcome("body again", &again);
             r
         });
-        cx.outcome("scope", &r);
-        let e = r.unwrap_err();
+        let e = cx.failed("scope", r);
         assert_eq!(e.message(), "b failed");
         // The cancellation's source is the failure itself.
         let body_e = &seen.borrow()[0];
         let source = std::error::Error::source(body_e).expect("a source");
         assert!(source.downcast_ref::<Error>().unwrap().ptr_eq(&e));
         assert_eq!(cx.drops.get(), 3);
-        assert_eq!(data, [1, 99, 3]);
         // The fiber runs on.
         fuseau::sleep(ms(1))?;
         cx.note("fiber slept");
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "b fails @10ms",
-            "a: Cancelled <- b failed @10ms",
-            "c: Cancelled <- b failed @10ms",
-            "body: Cancelled <- b failed @10ms",
-            "body again: Cancelled <- b failed @10ms",
-            "scope: Other @10ms",
-            "fiber slept @11ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 99, 3]);
+    r.assert_ok_log(&[
+        "b fails @10ms",
+        "a: Cancelled <- b failed @10ms",
+        "c: Cancelled <- b failed @10ms",
+        "body: Cancelled <- b failed @10ms",
+        "body again: Cancelled <- b failed @10ms",
+        "scope: Other @10ms",
+        "fiber slept @11ms",
+    ]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn the_first_failure_in_time_wins() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
-        let [a, b, c] = &mut data;
+    let r = run_on(|cx, [a, b, c]| {
         let r: Result<()> = scope(|s| {
             s.spawn(cx.failing("late", a, ms(20), "late failure"));
             s.spawn(cx.failing("early", b, ms(10), "early failure"));
@@ -487,54 +583,39 @@ fn the_first_failure_in_time_wins() {
             cx.outcome("body", &r);
             Err(Error::from("body failure"))
         });
-        cx.outcome("scope", &r);
-        assert_eq!(r.unwrap_err().message(), "early failure");
-        assert_eq!(data, [0, 99, 3]);
-        overwrite_then_check(&mut data);
+        assert_eq!(cx.failed("scope", r).message(), "early failure");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "early fails @10ms",
-            "c: Cancelled <- early failure @10ms",
-            "body: Cancelled <- early failure @10ms",
-            "scope: Other @10ms",
-        ]
-    );
+    assert_eq!(r.data, [0, 99, 3]);
+    r.assert_ok_log(&[
+        "early fails @10ms",
+        "c: Cancelled <- early failure @10ms",
+        "body: Cancelled <- early failure @10ms",
+        "scope: Other @10ms",
+    ]);
     assert_eq!(r.drops, 3);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_joined_failure_still_fails_the_scope() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let r: Result<()> = scope(|s| {
             let failing = s.spawn(cx.failing("b", b, ms(10), "joined failure"));
             s.spawn(cx.member("a", a, 1, HOUR));
-            let joined = failing.join();
-            cx.outcome("join", &joined);
+            cx.outcome("join", &failing.join());
             // The body handles it, but the scope failed all the same.
             Ok(())
         });
-        cx.outcome("scope", &r);
-        assert_eq!(r.unwrap_err().message(), "joined failure");
-        overwrite_then_check(&mut data);
+        assert_eq!(cx.failed("scope", r).message(), "joined failure");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "b fails @10ms",
-            "a: Cancelled <- joined failure @10ms",
-            "join: Other @10ms",
-            "scope: Other @10ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "b fails @10ms",
+        "a: Cancelled <- joined failure @10ms",
+        "join: Other @10ms",
+        "scope: Other @10ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
@@ -543,9 +624,7 @@ fn a_joined_failure_still_fails_the_scope() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_panicking_member_fails_the_scope_with_panicked() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
-        let [a, b, c] = &mut data;
+    let r = run_on(|cx, [a, b, c]| {
         let r: Result<()> = scope(|s| {
             s.spawn(cx.member("a", a, 1, HOUR));
             let guard = cx.drops.guard();
@@ -556,30 +635,22 @@ fn a_panicking_member_fails_the_scope_with_panicked() {
                 panic!("member boom");
             });
             s.spawn(cx.member("c", c, 3, HOUR));
-            let r = fuseau::sleep(HOUR);
-            cx.outcome("body", &r);
-            r
+            cx.logged("body", fuseau::sleep(HOUR))
         });
-        cx.outcome("scope", &r);
-        let e = r.unwrap_err();
+        let e = cx.failed("scope", r);
         assert_eq!(e.kind(), ErrorKind::Panicked);
         assert_eq!(e.message(), "member boom");
         assert_eq!(cx.drops.get(), 3);
-        assert_eq!(data, [1, 2, 3]);
         fuseau::sleep(ms(1))?;
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "a: Cancelled <- panicked: member boom @10ms",
-            "c: Cancelled <- panicked: member boom @10ms",
-            "body: Cancelled <- panicked: member boom @10ms",
-            "scope: Panicked @10ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3]);
+    r.assert_ok_log(&[
+        "a: Cancelled <- panicked: member boom @10ms",
+        "c: Cancelled <- panicked: member boom @10ms",
+        "body: Cancelled <- panicked: member boom @10ms",
+        "scope: Panicked @10ms",
+    ]);
 }
 
 // 5. The body panics.
@@ -587,15 +658,10 @@ fn a_panicking_member_fails_the_scope_with_panicked() {
 /// Two members asleep for an hour, whose cleanups last `cleanups` (in ms);
 /// the body panics at 5ms. Returns the log.
 fn panicking_body(cleanups: [u64; 2]) -> Vec<String> {
-    let r = run(move |cx| {
-        let names = ["a", "b"];
-        let mut data = [0u32; 2];
+    let r = run_on(move |cx, slots| {
         let caught = catch_unwind(AssertUnwindSafe(|| {
             scope(|s| -> Result<()> {
-                for (i, (name, slot)) in names.iter().zip(data.iter_mut()).enumerate() {
-                    let cleanup = Some(ms(cleanups[i]));
-                    s.spawn(cx.member_with_cleanup(name, slot, i as u32 + 1, HOUR, cleanup));
-                }
+                cx.spawn_members(s, slots, [HOUR; 2], cleanups.map(|c| Some(ms(c))));
                 fuseau::sleep(ms(5))?;
                 cx.note("body panics");
                 panic!("body boom");
@@ -604,13 +670,12 @@ fn panicking_body(cleanups: [u64; 2]) -> Vec<String> {
         let payload = caught.expect_err("the panic comes out of scope");
         cx.note(&format!("caught {:?}", panic_text(&*payload)));
         assert_eq!(cx.drops.get(), 2, "the members were done at the catch");
-        assert_eq!(data, [1, 2]);
         // The fiber is not cancelled.
         fuseau::sleep(ms(1))?;
-        overwrite_then_check(&mut data);
         Ok(())
     });
     r.result.unwrap();
+    assert_eq!(r.data, [1, 2]);
     r.log
 }
 
@@ -647,26 +712,17 @@ fn a_panicking_body_cancels_and_awaits_the_members_before_the_panic_comes_out() 
 /// Two members asleep for an hour, whose cleanups last `cleanups` (in ms);
 /// the fiber is cancelled at 20ms while the body sleeps. Returns the log.
 fn cancelled_while_the_body_waits(cleanups: [u64; 2]) -> Vec<String> {
-    let r = run_cancelled_after(ms(20), move |cx| {
-        let names = ["a", "b"];
-        let mut data = [0u32; 2];
+    let r = run_cancelled_after(ms(20), move |cx, slots| {
         let r: Result<()> = scope(|s| {
-            for (i, (name, slot)) in names.iter().zip(data.iter_mut()).enumerate() {
-                let cleanup = Some(ms(cleanups[i]));
-                s.spawn(cx.member_with_cleanup(name, slot, i as u32 + 1, HOUR, cleanup));
-            }
-            let r = fuseau::sleep(HOUR);
-            cx.outcome("body", &r);
-            r
+            cx.spawn_members(s, slots, [HOUR; 2], cleanups.map(|c| Some(ms(c))));
+            cx.logged("body", fuseau::sleep(HOUR))
         });
-        cx.outcome("scope", &r);
-        assert!(r.unwrap_err().is_cancelled());
+        assert!(cx.failed("scope", r).is_cancelled());
         assert_eq!(cx.drops.get(), 2);
-        assert_eq!(data, [1, 2]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
     r.result.unwrap();
+    assert_eq!(r.data, [1, 2]);
     assert_eq!(r.drops, 2);
     r.log
 }
@@ -704,32 +760,24 @@ fn cancelling_the_fiber_cancels_then_awaits_the_members() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn cancelled_after_the_body_returned_ok_the_scope_returns_the_cancellation() {
-    let r = run_cancelled_after(ms(20), |cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_cancelled_after(ms(20), |cx, [a, b]| {
         let r = scope(|s| {
             s.spawn(cx.member("a", a, 1, ms(10)));
             s.spawn(cx.member("b", b, 2, HOUR));
             cx.note("body returns");
             Ok("body value")
         });
-        cx.outcome("scope", &r);
-        assert!(r.unwrap_err().is_cancelled());
-        assert_eq!(data, [1, 2]);
-        overwrite_then_check(&mut data);
+        assert!(cx.failed("scope", r).is_cancelled());
         Ok(())
     });
-    r.result.unwrap();
+    assert_eq!(r.data, [1, 2]);
     // `advance` jumps to 20ms at once: a's 10ms timer fires then.
-    assert_eq!(
-        r.log,
-        [
-            "body returns @0ms",
-            "a: ok @20ms",
-            "b: Cancelled @20ms",
-            "scope: Cancelled @20ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "body returns @0ms",
+        "a: ok @20ms",
+        "b: Cancelled @20ms",
+        "scope: Cancelled @20ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
@@ -738,16 +786,14 @@ fn cancelled_after_the_body_returned_ok_the_scope_returns_the_cancellation() {
 fn cancelled_after_every_member_finished_the_scope_returns_ok() {
     // Cancelled while the body waits for nothing that is a member: the
     // members had all succeeded, so the body's own outcome decides.
-    let r = run_cancelled_after(ms(20), |cx| {
-        let mut data = [0u32; 1];
+    let r = run_cancelled_after(ms(20), |cx, [a]| {
         let r = scope(|s| {
-            s.spawn(cx.member("a", &mut data[0], 1, ms(10)));
+            s.spawn(cx.member("a", a, 1, ms(10)));
             let e = fuseau::sleep(HOUR).unwrap_err();
             cx.note(&format!("body: {:?}", e.kind()));
             Ok("handled")
         });
-        cx.outcome("scope", &r);
-        assert_eq!(r.unwrap(), "handled");
+        assert_eq!(cx.logged("scope", r).unwrap(), "handled");
         Ok(())
     });
     assert_eq!(
@@ -767,23 +813,17 @@ fn cancelled_after_every_member_finished_the_scope_returns_ok() {
 fn members_that_finish_out_of_spawn_order_are_all_awaited() {
     // The body returns at once; `b` finishes while the scope waits for
     // `a`, then the scope must notice that `b` is done already.
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         scope(|s| {
             s.spawn(cx.member("a", a, 1, ms(20)));
             s.spawn(cx.member("b", b, 2, ms(10)));
             Ok(())
         })?;
         cx.note("scope returned");
-        assert_eq!(data, [1, 2]);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        ["b: ok @10ms", "a: ok @20ms", "scope returned @20ms"]
-    );
+    assert_eq!(r.data, [1, 2]);
+    r.assert_ok_log(&["b: ok @10ms", "a: ok @20ms", "scope returned @20ms"]);
 }
 
 // 8. Scheduler teardown.
@@ -821,12 +861,39 @@ impl Drop for Reader<'_> {
     }
 }
 
-/// A member that ignores cancellation: only a forced unwind ends it.
-fn stubborn(reader: Reader<'_>) -> impl FnOnce() -> Result<()> + '_ {
-    move || {
-        let _reader = reader;
-        loop {
-            let _ = fuseau::sleep(HOUR);
+/// Sleeps on, ignoring cancellation: only a forced unwind ends it.
+fn ignore_cancellation() -> ! {
+    loop {
+        let _ = fuseau::sleep(HOUR);
+    }
+}
+
+impl Tracking {
+    /// Poisons `data` once dropped, and logs `"{label} unwound"`.
+    fn poison<'a>(&self, data: &'a Cell<u32>, label: &'static str) -> Poison<'a> {
+        Poison {
+            data,
+            label,
+            log: self.log.clone(),
+        }
+    }
+
+    /// A member that ignores cancellation, holding a drop guard and a
+    /// [`Reader`] of `data` that logs `"{label} saw {data}"`.
+    fn stubborn<'a>(
+        &self,
+        label: impl Into<String>,
+        data: Vec<&'a Cell<u32>>,
+    ) -> impl FnOnce() -> Result<()> + 'a {
+        let reader = Reader {
+            data,
+            label: label.into(),
+            log: self.log.clone(),
+            _guard: self.drops.guard(),
+        };
+        move || {
+            let _reader = reader;
+            ignore_cancellation()
         }
     }
 }
@@ -834,24 +901,14 @@ fn stubborn(reader: Reader<'_>) -> impl FnOnce() -> Result<()> + '_ {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn teardown_unwinds_members_that_ignore_cancellation_before_their_owner() {
-    let sim = Sim::new();
-    let (log, drops) = (Log::new(), Counter::new());
-    let (l, d) = (log.clone(), drops.clone());
+    let (sim, t) = (Sim::new(), Tracking::default());
+    let tt = t.clone();
     let owner = sim.spawn(move || {
         let data = Cell::new(41);
-        let _poison = Poison {
-            data: &data,
-            label: "owner",
-            log: l.clone(),
-        };
+        let _poison = tt.poison(&data, "owner");
         scope(|s| {
             for i in 0..3 {
-                s.spawn(stubborn(Reader {
-                    data: vec![&data],
-                    label: format!("m{i}"),
-                    log: l.clone(),
-                    _guard: d.guard(),
-                }));
+                s.spawn(tt.stubborn(format!("m{i}"), vec![&data]));
             }
             fuseau::sleep(HOUR)
         })
@@ -860,9 +917,9 @@ fn teardown_unwinds_members_that_ignore_cancellation_before_their_owner() {
     assert_eq!(sim.sched.n_fibers(), 4);
     sim.sched.dispose();
     assert!(owner.is_done());
-    assert_eq!(drops.get(), 3, "every member's destructors ran");
+    assert_eq!(t.drops.get(), 3, "every member's destructors ran");
     assert_eq!(
-        log.take(),
+        t.log.take(),
         ["m0 saw [41]", "m1 saw [41]", "m2 saw [41]", "owner unwound"]
     );
     assert_eq!(sim.sched.n_fibers(), 0);
@@ -871,46 +928,25 @@ fn teardown_unwinds_members_that_ignore_cancellation_before_their_owner() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn teardown_of_a_nested_owner_with_scopes_in_members() {
-    let sim = Sim::new();
-    let (log, drops) = (Log::new(), Counter::new());
-    let (l, d) = (log.clone(), drops.clone());
+    let (sim, t) = (Sim::new(), Tracking::default());
+    let tt = t.clone();
     sim.spawn(move || {
         fuseau::spawn(move || {
             fuseau::spawn(move || {
                 let outer = Cell::new(1);
-                let _poison = Poison {
-                    data: &outer,
-                    label: "owner",
-                    log: l.clone(),
-                };
+                let _poison = tt.poison(&outer, "owner");
                 scope(|s| {
-                    s.spawn(stubborn(Reader {
-                        data: vec![&outer],
-                        label: "m1".into(),
-                        log: l.clone(),
-                        _guard: d.guard(),
-                    }));
-                    let guard = d.guard();
+                    s.spawn(tt.stubborn("m1", vec![&outer]));
+                    let guard = tt.drops.guard();
                     s.spawn(|| {
                         let _guard = guard;
                         let inner = Cell::new(2);
-                        let _poison = Poison {
-                            data: &inner,
-                            label: "m2",
-                            log: l.clone(),
-                        };
+                        let _poison = tt.poison(&inner, "m2");
                         scope(|s2| -> Result<()> {
                             for i in 0..2 {
-                                s2.spawn(stubborn(Reader {
-                                    data: vec![&outer, &inner],
-                                    label: format!("m2.{i}"),
-                                    log: l.clone(),
-                                    _guard: d.guard(),
-                                }));
+                                s2.spawn(tt.stubborn(format!("m2.{i}"), vec![&outer, &inner]));
                             }
-                            loop {
-                                let _ = fuseau::sleep(HOUR);
-                            }
+                            ignore_cancellation()
                         })
                     });
                     fuseau::sleep(HOUR)
@@ -923,8 +959,8 @@ fn teardown_of_a_nested_owner_with_scopes_in_members() {
     sim.run_until_idle();
     assert_eq!(sim.sched.n_fibers(), 7);
     sim.sched.dispose();
-    assert_eq!(drops.get(), 4, "every member's destructors ran");
-    let log = log.take();
+    assert_eq!(t.drops.get(), 4, "every member's destructors ran");
+    let log = t.log.take();
     assert_eq!(log.len(), 5, "{log:?}");
     let at = |entry: &str| {
         log.iter()
@@ -947,25 +983,18 @@ fn teardown_of_a_nested_owner_with_scopes_in_members() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_forgotten_handle_is_awaited_all_the_same() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         scope(|s| {
             std::mem::forget(s.spawn(cx.member("a", a, 1, ms(10))));
             std::mem::forget(s.spawn(cx.member("b", b, 2, ms(30))));
             Ok(())
         })?;
         cx.note("scope returned");
-        assert_eq!(data, [1, 2], "the forgotten members' effects are visible");
         assert!(fuseau::time::now() - cx.t0 >= ms(30));
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        ["a: ok @10ms", "b: ok @30ms", "scope returned @30ms"]
-    );
+    assert_eq!(r.data, [1, 2], "the forgotten members' effects are visible");
+    r.assert_ok_log(&["a: ok @10ms", "b: ok @30ms", "scope returned @30ms"]);
     assert_eq!(r.drops, 2);
 }
 
@@ -974,9 +1003,7 @@ fn a_forgotten_handle_is_awaited_all_the_same() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn members_spawned_by_members_are_awaited() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
-        let [a, b, c] = &mut data;
+    let r = run_on(|cx, [a, b, c]| {
         scope(|s| {
             s.spawn(move || {
                 fuseau::sleep(ms(10))?;
@@ -992,29 +1019,22 @@ fn members_spawned_by_members_are_awaited() {
             Ok(())
         })?;
         cx.note("scope returned");
-        assert_eq!(data, [1, 2, 3]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "a returns @10ms",
-            "b: ok @20ms",
-            "c: ok @40ms",
-            "scope returned @40ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3]);
+    r.assert_ok_log(&[
+        "a returns @10ms",
+        "b: ok @20ms",
+        "c: ok @40ms",
+        "scope returned @40ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_member_that_fails_after_spawning_members_cancels_them() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let r = scope(|s| {
             s.spawn(move || -> Result<()> {
                 s.spawn(cx.member("child", a, 1, HOUR));
@@ -1025,18 +1045,13 @@ fn a_member_that_fails_after_spawning_members_cancels_them() {
             Ok(())
         });
         cx.outcome("scope", &r);
-        assert_eq!(data, [1, 2]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "child: Cancelled <- spawner failed @10ms",
-            "scope: Other @10ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2]);
+    r.assert_ok_log(&[
+        "child: Cancelled <- spawner failed @10ms",
+        "scope: Other @10ms",
+    ]);
 }
 
 // 11. Deadlines.
@@ -1044,89 +1059,68 @@ fn a_member_that_fails_after_spawning_members_cancels_them() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn an_expired_enclosing_deadline_cancels_the_members_with_timeout() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let r: Result<()> = with_timeout(ms(50), || {
             scope(|s| {
                 s.spawn(cx.member("a", a, 1, HOUR));
                 s.spawn(cx.member("b", b, 2, ms(10)));
-                let r = fuseau::sleep(HOUR);
-                cx.outcome("body", &r);
-                r
+                cx.logged("body", fuseau::sleep(HOUR))
             })
         });
-        cx.outcome("scope", &r);
-        let e = r.unwrap_err();
+        let e = cx.failed("scope", r);
         assert!(e.is_timeout());
         assert_eq!(e.message(), "fuseau::with_timeout(50ms) expired");
-        assert_eq!(data, [1, 2]);
         // The fiber is not cancelled.
         fuseau::sleep(ms(1))?;
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "b: ok @10ms",
-            "a: Timeout @50ms",
-            "body: Timeout @50ms",
-            "scope: Timeout @50ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2]);
+    r.assert_ok_log(&[
+        "b: ok @10ms",
+        "a: Timeout @50ms",
+        "body: Timeout @50ms",
+        "scope: Timeout @50ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn an_expired_deadline_after_the_body_returned_cuts_the_scope_short() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let r = with_timeout(ms(50), || {
             scope(|s| {
-                s.spawn(cx.member("a", &mut data[0], 1, HOUR));
+                s.spawn(cx.member("a", a, 1, HOUR));
                 Ok("body value")
             })
         });
-        cx.outcome("scope", &r);
-        assert!(r.unwrap_err().is_timeout());
-        overwrite_then_check(&mut data);
+        assert!(cx.failed("scope", r).is_timeout());
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["a: Timeout @50ms", "scope: Timeout @50ms"]);
+    r.assert_ok_log(&["a: Timeout @50ms", "scope: Timeout @50ms"]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_deadline_inside_the_body_does_not_cancel_members_spawned_inside_it() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         scope(|s| {
             let r = with_timeout(ms(10), || {
-                s.spawn(cx.member("a", &mut data[0], 1, ms(30)));
+                s.spawn(cx.member("a", a, 1, ms(30)));
                 fuseau::sleep(HOUR)
             });
-            cx.outcome("deadline scope", &r);
-            assert!(r.unwrap_err().is_timeout());
+            assert!(cx.failed("deadline scope", r).is_timeout());
             Ok(())
         })?;
         cx.note("scope returned");
-        assert_eq!(data, [1]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "deadline scope: Timeout @10ms",
-            "a: ok @30ms",
-            "scope returned @30ms",
-        ]
-    );
+    assert_eq!(r.data, [1]);
+    r.assert_ok_log(&[
+        "deadline scope: Timeout @10ms",
+        "a: ok @30ms",
+        "scope returned @30ms",
+    ]);
 }
 
 // 12. A member cancelled through its handle.
@@ -1134,9 +1128,7 @@ fn a_deadline_inside_the_body_does_not_cancel_members_spawned_inside_it() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn cancelling_a_member_through_its_handle_is_not_a_failure() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let v = scope(|s| {
             let victim = s.spawn(cx.member("a", a, 1, HOUR));
             s.spawn(cx.member("b", b, 2, ms(20)));
@@ -1144,25 +1136,19 @@ fn cancelling_a_member_through_its_handle_is_not_a_failure() {
             victim.cancel();
             assert!(victim.is_cancelled());
             let joined = victim.join();
-            cx.outcome("join a", &joined);
-            assert!(joined.unwrap_err().is_cancelled());
+            assert!(cx.failed("join a", joined).is_cancelled());
             Ok(7)
         })?;
         cx.note(&format!("scope returned {v}"));
-        assert_eq!(data, [1, 2]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "a: Cancelled @10ms",
-            "join a: Cancelled @10ms",
-            "b: ok @20ms",
-            "scope returned 7 @20ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2]);
+    r.assert_ok_log(&[
+        "a: Cancelled @10ms",
+        "join a: Cancelled @10ms",
+        "b: ok @20ms",
+        "scope returned 7 @20ms",
+    ]);
 }
 
 // 13. Members that do not fail the scope.
@@ -1170,9 +1156,7 @@ fn cancelling_a_member_through_its_handle_is_not_a_failure() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_member_spawned_not_to_propagate_fails_only_its_join() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let v = scope(|s| {
             let tolerated = s.spawn_with(
                 Builder::new()
@@ -1184,26 +1168,20 @@ fn a_member_spawned_not_to_propagate_fails_only_its_join() {
             let other = s.spawn(cx.member("b", b, 2, ms(20)));
             assert_eq!(other.name(), None);
             let joined = tolerated.join();
-            cx.outcome("join probe", &joined);
-            assert_eq!(joined.unwrap_err().message(), "probe failed");
+            assert_eq!(cx.failed("join probe", joined).message(), "probe failed");
             fuseau::sleep(ms(30))?;
             Ok("fine")
         })?;
         cx.note(v);
-        assert_eq!(data, [99, 2]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "probe fails @10ms",
-            "join probe: Other @10ms",
-            "b: ok @20ms",
-            "fine @40ms",
-        ]
-    );
+    assert_eq!(r.data, [99, 2]);
+    r.assert_ok_log(&[
+        "probe fails @10ms",
+        "join probe: Other @10ms",
+        "b: ok @20ms",
+        "fine @40ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
@@ -1224,8 +1202,7 @@ fn a_panicking_member_spawned_not_to_propagate_fails_only_its_join() {
         cx.note(&format!("scope returned {v}"));
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["scope returned 1 @0ms"]);
+    r.assert_ok_log(&["scope returned 1 @0ms"]);
 }
 
 // 14. Non-'static results.
@@ -1282,23 +1259,18 @@ fn plain_children_are_not_awaited_by_the_scope() {
         cx.note("child joined");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "scope returned @0ms",
-            "plain child done @30ms",
-            "child joined @30ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "scope returned @0ms",
+        "plain child done @30ms",
+        "child joined @30ms",
+    ]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn plain_children_are_cancelled_when_the_scope_fails() {
-    let r = run(|cx| {
+    let r = run_on(|cx, [m]| {
         let log = cx.log.clone();
-        let mut data = [0u32; 1];
         let mut child = None;
         let r: Result<()> = scope(|s| {
             child = Some(fuseau::spawn(move || {
@@ -1306,7 +1278,7 @@ fn plain_children_are_cancelled_when_the_scope_fails() {
                 log.push(format!("plain child: {}", describe(&r)));
                 r
             }));
-            s.spawn(cx.failing("m", &mut data[0], ms(10), "member failed"));
+            s.spawn(cx.failing("m", m, ms(10), "member failed"));
             Ok(())
         });
         cx.outcome("scope", &r);
@@ -1317,17 +1289,13 @@ fn plain_children_are_cancelled_when_the_scope_fails() {
         cx.note("fiber slept");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "m fails @10ms",
-            "plain child: Cancelled <- member failed",
-            "scope: Other @10ms",
-            "plain child joined: Cancelled <- member failed @10ms",
-            "fiber slept @11ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "m fails @10ms",
+        "plain child: Cancelled <- member failed",
+        "scope: Other @10ms",
+        "plain child joined: Cancelled <- member failed @10ms",
+        "fiber slept @11ms",
+    ]);
 }
 
 // 16. Nested scopes.
@@ -1335,52 +1303,40 @@ fn plain_children_are_cancelled_when_the_scope_fails() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_failure_in_an_inner_scope_fails_only_the_inner_scope() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
-        let [a, b, c] = &mut data;
+    let r = run_on(|cx, [a, b, c]| {
         let v = scope(|outer| {
             outer.spawn(cx.member("outer member", a, 1, ms(30)));
             let inner = scope(|inner| {
                 inner.spawn(cx.member("inner sibling", b, 2, HOUR));
                 inner.spawn(cx.failing("inner", c, ms(10), "inner failed"));
-                let r = fuseau::sleep(HOUR);
-                cx.outcome("inner body", &r);
-                r
+                cx.logged("inner body", fuseau::sleep(HOUR))
             });
-            cx.outcome("inner scope", &inner);
-            assert_eq!(inner.unwrap_err().message(), "inner failed");
+            assert_eq!(cx.failed("inner scope", inner).message(), "inner failed");
             // The outer body handles it and goes on.
             fuseau::sleep(ms(5))?;
             cx.note("outer body returns");
             Ok("handled")
         })?;
         cx.note(v);
-        assert_eq!(data, [1, 2, 99]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "inner fails @10ms",
-            "inner sibling: Cancelled <- inner failed @10ms",
-            "inner body: Cancelled <- inner failed @10ms",
-            "inner scope: Other @10ms",
-            "outer body returns @15ms",
-            "outer member: ok @30ms",
-            "handled @30ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 99]);
+    r.assert_ok_log(&[
+        "inner fails @10ms",
+        "inner sibling: Cancelled <- inner failed @10ms",
+        "inner body: Cancelled <- inner failed @10ms",
+        "inner scope: Other @10ms",
+        "outer body returns @15ms",
+        "outer member: ok @30ms",
+        "handled @30ms",
+    ]);
     assert_eq!(r.drops, 3);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_failure_in_the_outer_scope_cancels_the_inner_scope() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let r: Result<()> = scope(|outer| {
             outer.spawn(cx.failing("outer", a, ms(10), "outer failed"));
             let inner = scope(|inner| {
@@ -1390,21 +1346,15 @@ fn a_failure_in_the_outer_scope_cancels_the_inner_scope() {
             cx.outcome("inner scope", &inner);
             inner
         });
-        cx.outcome("outer scope", &r);
-        assert_eq!(r.unwrap_err().message(), "outer failed");
-        overwrite_then_check(&mut data);
+        assert_eq!(cx.failed("outer scope", r).message(), "outer failed");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "outer fails @10ms",
-            "inner member: Cancelled <- outer failed @10ms",
-            "inner scope: Cancelled <- outer failed @10ms",
-            "outer scope: Other @10ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "outer fails @10ms",
+        "inner member: Cancelled <- outer failed @10ms",
+        "inner scope: Cancelled <- outer failed @10ms",
+        "outer scope: Other @10ms",
+    ]);
 }
 
 // 17. A failure while the body is shielded.
@@ -1412,9 +1362,7 @@ fn a_failure_in_the_outer_scope_cancels_the_inner_scope() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_failure_while_the_body_is_shielded_cuts_it_short_after_the_shield() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let r: Result<()> = scope(|s| {
             s.spawn(cx.member("sibling", a, 1, HOUR));
             s.spawn(cx.failing("b", b, ms(10), "b failed"));
@@ -1424,42 +1372,38 @@ fn a_failure_while_the_body_is_shielded_cuts_it_short_after_the_shield() {
                 Ok(())
             });
             cx.outcome("shield", &shielded);
-            let r = fuseau::sleep(HOUR);
-            cx.outcome("next suspension point", &r);
-            r
+            cx.logged("next suspension point", fuseau::sleep(HOUR))
         });
-        cx.outcome("scope", &r);
-        assert_eq!(r.unwrap_err().message(), "b failed");
-        overwrite_then_check(&mut data);
+        assert_eq!(cx.failed("scope", r).message(), "b failed");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "b fails @10ms",
-            "sibling: Cancelled <- b failed @10ms",
-            "shielded code ends @50ms",
-            "shield: ok @50ms",
-            "next suspension point: Cancelled <- b failed @50ms",
-            "scope: Other @50ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "b fails @10ms",
+        "sibling: Cancelled <- b failed @10ms",
+        "shielded code ends @50ms",
+        "shield: ok @50ms",
+        "next suspension point: Cancelled <- b failed @50ms",
+        "scope: Other @50ms",
+    ]);
 }
 
 // 18. Misuse.
 
+/// Calls `scope` with a closure that only notes that it ran: returns
+/// `"{the outcome} ran {whether the closure ran}"`.
+fn try_a_scope() -> String {
+    let ran = Cell::new(false);
+    let r = scope(|_s| {
+        ran.set(true);
+        Ok(())
+    });
+    format!("{} ran {}", describe(&r), ran.get())
+}
+
 #[test]
 #[cfg_attr(miri, ignore)]
 fn scope_outside_a_fiber_fails_without_running_the_closure() {
-    let ran = Cell::new(false);
-    let e = scope(|_s| {
-        ran.set(true);
-        Ok(())
-    })
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotInFiber);
-    assert!(!ran.get());
+    assert_eq!(try_a_scope(), "NotInFiber ran false");
 }
 
 #[test]
@@ -1470,19 +1414,13 @@ fn scope_in_a_cancel_callback_fails_without_running_the_closure() {
         AnyFiber::current().cancel();
         with_cancel_callback(
             move |_| {
-                let ran = Cell::new(false);
-                let r = scope(|_s| {
-                    ran.set(true);
-                    Ok(())
-                });
-                log.push(format!("in callback: {} ran {}", describe(&r), ran.get()));
+                log.push(format!("in callback: {}", try_a_scope()));
             },
             || (),
         );
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["in callback: Other ran false"]);
+    r.assert_ok_log(&["in callback: Other ran false"]);
 }
 
 #[test]
@@ -1493,12 +1431,7 @@ fn scope_in_a_cancel_callback_run_by_another_fiber_fails() {
         let victim = fuseau::spawn(move || {
             with_cancel_callback(
                 move |_| {
-                    let ran = Cell::new(false);
-                    let r = scope(|_s| {
-                        ran.set(true);
-                        Ok(())
-                    });
-                    log.push(format!("in callback: {} ran {}", describe(&r), ran.get()));
+                    log.push(format!("in callback: {}", try_a_scope()));
                 },
                 || fuseau::sleep(HOUR),
             )
@@ -1508,8 +1441,7 @@ fn scope_in_a_cancel_callback_run_by_another_fiber_fails() {
         let _ = victim.join();
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["in callback: Other ran false"]);
+    r.assert_ok_log(&["in callback: Other ran false"]);
 }
 
 #[test]
@@ -1518,13 +1450,7 @@ fn scope_in_a_destructor_during_a_panic_fails_without_running_the_closure() {
     struct InDrop(Log);
     impl Drop for InDrop {
         fn drop(&mut self) {
-            let ran = Cell::new(false);
-            let r = scope(|_s| {
-                ran.set(true);
-                Ok(())
-            });
-            self.0
-                .push(format!("in drop: {} ran {}", describe(&r), ran.get()));
+            self.0.push(format!("in drop: {}", try_a_scope()));
         }
     }
     let r = run(|cx| {
@@ -1536,11 +1462,16 @@ fn scope_in_a_destructor_during_a_panic_fails_without_running_the_closure() {
         assert!(caught.is_err());
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["in drop: Other ran false"]);
+    r.assert_ok_log(&["in drop: Other ran false"]);
 }
 
 // 19. Limits.
+
+/// Sleeps long enough for a scope's body to outlive its members: in the
+/// tests of limits, the limit is the point, not the final wait.
+fn outlive_the_members() -> Result<()> {
+    fuseau::sleep(ms(200))
+}
 
 /// Ten members under a limit of 3, member `i` sleeping `duration(i)`; the
 /// body lingers `linger` after spawning them.
@@ -1573,8 +1504,7 @@ fn capped(duration: fn(usize) -> Duration, linger: Duration) {
         assert_eq!(cx.drops.get(), 10);
         assert_eq!(done, [1; 10]);
         let mut done = done.map(|_| 0);
-        overwrite_then_check(&mut done);
-        Ok(())
+        overwrite_then_check(&mut done)
     });
     r.result.unwrap();
 }
@@ -1595,9 +1525,7 @@ fn a_limit_caps_the_running_members_and_the_scope_waits_for_the_last() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn spawners_waiting_for_a_slot_are_served_in_arrival_order() {
-    let r = run(|cx| {
-        let mut data = [0u32; 5];
-        let [h, c1, c2, c3, cb] = &mut data;
+    let r = run_on(|cx, [h, c1, c2, c3, cb]| {
         scope(|s| {
             s.set_limit(4);
             s.spawn(cx.member("holder", h, 1, ms(10)));
@@ -1605,52 +1533,37 @@ fn spawners_waiting_for_a_slot_are_served_in_arrival_order() {
             for (name, child, arrive) in [("s1", c1, 3), ("s2", c2, 1), ("s3", c3, 2)] {
                 s.spawn(move || {
                     fuseau::sleep(ms(arrive))?;
-                    cx.note(&format!("{name} waits"));
-                    s.spawn(cx.member(name, child, 2, ms(5)));
-                    cx.note(&format!("{name} granted"));
+                    cx.spawn_noting(s, name, cx.member(name, child, 2, ms(5)));
                     Ok(())
                 });
             }
             fuseau::sleep(ms(4))?;
-            cx.note("body waits");
-            s.spawn(cx.member("body's", cb, 3, ms(5)));
-            cx.note("body granted");
-            // Outlives the members: the limit is the point here, not the
-            // final wait.
-            fuseau::sleep(ms(200))?;
-            Ok(())
-        })?;
-        assert_eq!(data, [1, 2, 2, 2, 3]);
-        overwrite_then_check(&mut data);
-        Ok(())
+            cx.spawn_noting(s, "body", cx.member("body's", cb, 3, ms(5)));
+            outlive_the_members()
+        })
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "s2 waits @1ms",
-            "s3 waits @2ms",
-            "s1 waits @3ms",
-            "body waits @4ms",
-            "holder: ok @10ms",
-            "s2 granted @10ms",
-            "s3 granted @10ms",
-            "s1 granted @10ms",
-            "body granted @10ms",
-            "s2: ok @15ms",
-            "s3: ok @15ms",
-            "s1: ok @15ms",
-            "body's: ok @15ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 2, 2, 3]);
+    r.assert_ok_log(&[
+        "s2 waits @1ms",
+        "s3 waits @2ms",
+        "s1 waits @3ms",
+        "body waits @4ms",
+        "holder: ok @10ms",
+        "s2 granted @10ms",
+        "s3 granted @10ms",
+        "s1 granted @10ms",
+        "body granted @10ms",
+        "s2: ok @15ms",
+        "s3: ok @15ms",
+        "s1: ok @15ms",
+        "body's: ok @15ms",
+    ]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn try_spawn_gives_the_closure_back_when_every_slot_is_taken() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         scope(|s| {
             s.set_limit(1);
             let first = s
@@ -1668,22 +1581,17 @@ fn try_spawn_gives_the_closure_back_when_every_slot_is_taken() {
             let second = s.try_spawn(back).ok().expect("a free slot again");
             second.join()?;
             Ok(())
-        })?;
-        assert_eq!(data, [1, 2]);
-        overwrite_then_check(&mut data);
-        Ok(())
+        })
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["a: ok @10ms", "b: ok @20ms"]);
+    assert_eq!(r.data, [1, 2]);
+    r.assert_ok_log(&["a: ok @10ms", "b: ok @20ms"]);
     assert_eq!(r.drops, 2);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_closure_given_back_by_try_spawn_may_be_dropped() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         scope(|s| {
             s.set_limit(1);
             assert!(s.try_spawn(cx.member("a", a, 1, ms(10))).is_ok());
@@ -1692,21 +1600,17 @@ fn a_closure_given_back_by_try_spawn_may_be_dropped() {
             drop(back);
             assert_eq!(cx.drops.get(), 1, "dropped, never run");
             Ok(())
-        })?;
-        assert_eq!(data, [1, 0]);
-        Ok(())
+        })
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["a: ok @10ms"]);
+    assert_eq!(r.data, [1, 0]);
+    r.assert_ok_log(&["a: ok @10ms"]);
     assert_eq!(r.drops, 2);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn lowering_the_limit_delays_later_spawns_until_enough_members_returned() {
-    let r = run(|cx| {
-        let mut data = [0u32; 5];
-        let [a, b, c, d, e] = &mut data;
+    let r = run_on(|cx, [a, b, c, d, e]| {
         scope(|s| {
             s.set_limit(4);
             s.spawn(cx.member("a", a, 1, ms(10)));
@@ -1719,35 +1623,24 @@ fn lowering_the_limit_delays_later_spawns_until_enough_members_returned() {
             assert!(s.try_spawn(|| Ok(())).is_err());
             s.spawn(cx.member("e", e, 5, ms(5)));
             cx.note(&format!("e spawned, running {}", s.running()));
-            // Outlives the members: the limit is the point here, not the
-            // final wait.
-            fuseau::sleep(ms(200))?;
-            Ok(())
-        })?;
-        assert_eq!(data, [1, 2, 3, 4, 5]);
-        overwrite_then_check(&mut data);
-        Ok(())
+            outlive_the_members()
+        })
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "a: ok @10ms",
-            "b: ok @20ms",
-            "c: ok @30ms",
-            "e spawned, running 2 @30ms",
-            "e: ok @35ms",
-            "d: ok @40ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3, 4, 5]);
+    r.assert_ok_log(&[
+        "a: ok @10ms",
+        "b: ok @20ms",
+        "c: ok @30ms",
+        "e spawned, running 2 @30ms",
+        "e: ok @35ms",
+        "d: ok @40ms",
+    ]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn raising_the_limit_releases_the_waiters_at_once() {
-    let r = run(|cx| {
-        let mut data = [0u32; 5];
-        let [a, b, c, d, w] = &mut data;
+    let r = run_on(|cx, [a, b, c, d, w]| {
         scope(|s| {
             s.set_limit(3);
             s.spawn(move || {
@@ -1761,38 +1654,25 @@ fn raising_the_limit_releases_the_waiters_at_once() {
             s.spawn(cx.member("b", b, 2, ms(100)));
             s.spawn(move || {
                 fuseau::yield_now()?;
-                cx.note("w waits");
-                s.spawn(cx.member("d", d, 4, ms(1)));
-                cx.note("w granted");
+                cx.spawn_noting(s, "w", cx.member("d", d, 4, ms(1)));
                 *w = 5;
                 Ok(())
             });
-            cx.note("body waits");
-            s.spawn(cx.member("c", c, 3, ms(1)));
-            cx.note("body granted");
-            // Outlives the members: the limit is the point here, not the
-            // final wait.
-            fuseau::sleep(ms(200))?;
-            Ok(())
-        })?;
-        assert_eq!(data, [1, 2, 3, 4, 5]);
-        overwrite_then_check(&mut data);
-        Ok(())
+            cx.spawn_noting(s, "body", cx.member("c", c, 3, ms(1)));
+            outlive_the_members()
+        })
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "body waits @0ms",
-            "w waits @0ms",
-            "limit raised @10ms",
-            "body granted @10ms",
-            "w granted @10ms",
-            "c: ok @11ms",
-            "d: ok @11ms",
-            "b: ok @100ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3, 4, 5]);
+    r.assert_ok_log(&[
+        "body waits @0ms",
+        "w waits @0ms",
+        "limit raised @10ms",
+        "body granted @10ms",
+        "w granted @10ms",
+        "c: ok @11ms",
+        "d: ok @11ms",
+        "b: ok @100ms",
+    ]);
 }
 
 #[test]
@@ -1833,28 +1713,21 @@ fn spawn_at_the_limit_in_a_fiber_cancelled_before_the_call() {
         let v = scope(|s| {
             s.set_limit(2);
             AnyFiber::current().cancel();
-            let guard = cx.drops.guard();
-            let member = s.spawn(|| {
-                let _guard = guard;
-                ran.set(true);
-                Ok(())
-            });
+            let member = s.spawn(cx.marks_ran(&ran));
             assert_eq!(cx.drops.get(), 1, "the closure was dropped");
             assert_eq!(s.running(), 0, "no slot was taken");
             assert!(s.try_spawn(|| Ok(())).is_ok(), "both slots are free");
             let joined = member.join();
-            cx.outcome("join", &joined);
-            assert!(joined.unwrap_err().is_cancelled());
+            assert!(cx.failed("join", joined).is_cancelled());
             Ok(1)
         });
         cx.outcome("scope", &r_as_unit(&v));
         assert!(!ran.get());
         Ok(())
     });
-    r.result.unwrap();
     // The member `try_spawn` started was cancelled with the fiber: cut
     // short, so the scope returns the cancellation.
-    assert_eq!(r.log, ["join: Cancelled @0ms", "scope: Cancelled @0ms"]);
+    r.assert_ok_log(&["join: Cancelled @0ms", "scope: Cancelled @0ms"]);
 }
 
 fn r_as_unit<T>(r: &Result<T>) -> Result<()> {
@@ -1867,81 +1740,52 @@ fn r_as_unit<T>(r: &Result<T>) -> Result<()> {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn spawn_at_the_limit_cancelled_while_waiting_for_a_slot() {
-    let r = run(|cx| {
+    let r = run_on(|cx, [h, y, k]| {
         let ran = Cell::new(false);
-        let mut data = [0u32; 3];
-        let [h, y, k] = &mut data;
         let waiter: OnceCell<AnyFiber> = OnceCell::new();
         scope(|s| {
             s.set_limit(3);
             s.spawn(cx.member("holder", h, 1, ms(10)));
             let w = s.spawn(|| {
-                let guard = cx.drops.guard();
-                let x = s.spawn(|| {
-                    let _guard = guard;
-                    ran.set(true);
-                    Ok(())
-                });
-                let joined = x.join();
-                cx.outcome("w's spawn", &joined);
+                let x = s.spawn(cx.marks_ran(&ran));
+                cx.outcome("w's spawn", &x.join());
                 // Keeps its own slot a while, so that the holder's goes to
                 // the next waiter.
                 shield(|| fuseau::sleep(ms(50)))?;
                 Ok(())
             });
             waiter.set(w.any()).unwrap();
-            s.spawn(|| {
-                fuseau::sleep(ms(5))?;
-                waiter.get().unwrap().cancel();
-                cx.note("w cancelled");
-                fuseau::sleep(ms(95))?;
-                *k = 3;
-                Ok(())
-            });
+            s.spawn(cx.canceller("w", &waiter, ms(5), ms(95), k));
             fuseau::yield_now()?;
-            cx.note("body waits");
-            s.spawn(cx.member("y", y, 2, ms(1)));
-            cx.note("body granted");
-            // Outlives the members: the limit is the point here, not the
-            // final wait.
-            fuseau::sleep(ms(200))?;
-            Ok(())
+            cx.spawn_noting(s, "body", cx.member("y", y, 2, ms(1)));
+            outlive_the_members()
         })?;
         assert!(!ran.get(), "the cancelled spawn's closure never ran");
-        assert_eq!(data, [1, 2, 3]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "body waits @0ms",
-            "w cancelled @5ms",
-            "w's spawn: Cancelled @5ms",
-            "holder: ok @10ms",
-            "body granted @10ms",
-            "y: ok @11ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3]);
+    r.assert_ok_log(&[
+        "body waits @0ms",
+        "w cancelled @5ms",
+        "w's spawn: Cancelled @5ms",
+        "holder: ok @10ms",
+        "body granted @10ms",
+        "y: ok @11ms",
+    ]);
     assert_eq!(r.drops, 3);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn spawn_at_the_limit_cancelled_after_the_slot_was_granted() {
-    let r = run(|cx| {
-        let mut data = [0u32; 3];
-        let [h, x, q] = &mut data;
+    let r = run_on(|cx, [h, x, q]| {
         let waiter: OnceCell<AnyFiber> = OnceCell::new();
         scope(|s| {
             s.set_limit(3);
             s.spawn(cx.member("holder", h, 1, ms(10)));
             let w = s.spawn(|| {
                 fuseau::yield_now()?;
-                cx.note("w waits");
-                let member = s.spawn(cx.member("x", x, 2, ms(5)));
-                cx.note("w granted");
+                let member = cx.spawn_noting(s, "w", cx.member("x", x, 2, ms(5)));
                 let next = fuseau::yield_now();
                 cx.outcome("w's next suspension point", &next);
                 drop(member);
@@ -1950,34 +1794,22 @@ fn spawn_at_the_limit_cancelled_after_the_slot_was_granted() {
             waiter.set(w.any()).unwrap();
             // Wakes at 10ms right after the holder, whose return handed
             // its slot to `w`; cancels `w` before it runs again.
-            s.spawn(|| {
-                fuseau::sleep(ms(10))?;
-                waiter.get().unwrap().cancel();
-                cx.note("w cancelled");
-                fuseau::sleep(ms(20))?;
-                *q = 3;
-                Ok(())
-            });
+            s.spawn(cx.canceller("w", &waiter, ms(10), ms(20), q));
             Ok(())
         })?;
         cx.note("scope returned");
-        assert_eq!(data, [1, 2, 3]);
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "w waits @0ms",
-            "holder: ok @10ms",
-            "w cancelled @10ms",
-            "w granted @10ms",
-            "w's next suspension point: Cancelled @10ms",
-            "x: ok @15ms",
-            "scope returned @30ms",
-        ]
-    );
+    assert_eq!(r.data, [1, 2, 3]);
+    r.assert_ok_log(&[
+        "w waits @0ms",
+        "holder: ok @10ms",
+        "w cancelled @10ms",
+        "w granted @10ms",
+        "w's next suspension point: Cancelled @10ms",
+        "x: ok @15ms",
+        "scope returned @30ms",
+    ]);
 }
 
 // 20. Thread-bound types.
@@ -2055,29 +1887,21 @@ fn ten_thousand_members_each_borrowing_an_element() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_member_failing_after_the_body_returned_ok_fails_the_scope() {
-    let r = run(|cx| {
-        let mut data = [0u32; 2];
-        let [a, b] = &mut data;
+    let r = run_on(|cx, [a, b]| {
         let r = scope(|s| {
             s.spawn(cx.failing("b", b, ms(10), "late member failure"));
             s.spawn(cx.member_with_cleanup("a", a, 1, HOUR, Some(ms(1))));
             Ok("body value")
         });
-        cx.outcome("scope", &r);
-        assert_eq!(r.unwrap_err().message(), "late member failure");
+        assert_eq!(cx.failed("scope", r).message(), "late member failure");
         fuseau::sleep(ms(1))?;
-        overwrite_then_check(&mut data);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "b fails @10ms",
-            "a: Cancelled <- late member failure @11ms",
-            "scope: Other @11ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "b fails @10ms",
+        "a: Cancelled <- late member failure @11ms",
+        "scope: Other @11ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
@@ -2088,14 +1912,8 @@ fn members_spawned_in_a_cancelled_fiber_never_run() {
         AnyFiber::current().cancel();
         let ran = Cell::new(false);
         let r = scope(|s| {
-            let guard = cx.drops.guard();
-            let member = s.spawn(|| {
-                let _guard = guard;
-                ran.set(true);
-                Ok(())
-            });
-            let joined = member.join();
-            cx.outcome("join", &joined);
+            let member = s.spawn(cx.marks_ran(&ran));
+            cx.outcome("join", &member.join());
             assert_eq!(cx.drops.get(), 1);
             Ok(())
         });
@@ -2103,27 +1921,19 @@ fn members_spawned_in_a_cancelled_fiber_never_run() {
         assert!(!ran.get());
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["join: Cancelled @0ms", "scope: Cancelled @0ms"]);
+    r.assert_ok_log(&["join: Cancelled @0ms", "scope: Cancelled @0ms"]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn members_spawned_in_a_failed_scope_never_run() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let ran = Cell::new(false);
         let r = scope(|s| {
-            let failing = s.spawn(cx.failing("m", &mut data[0], ms(10), "m failed"));
+            let failing = s.spawn(cx.failing("m", a, ms(10), "m failed"));
             let _ = failing.join();
-            let guard = cx.drops.guard();
-            let late = s.spawn(|| {
-                let _guard = guard;
-                ran.set(true);
-                Ok(())
-            });
-            let joined = late.join();
-            cx.outcome("late member", &joined);
+            let late = s.spawn(cx.marks_ran(&ran));
+            cx.outcome("late member", &late.join());
             Ok(())
         });
         cx.outcome("scope", &r);
@@ -2131,71 +1941,52 @@ fn members_spawned_in_a_failed_scope_never_run() {
         assert_eq!(cx.drops.get(), 2);
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "m fails @10ms",
-            "late member: Cancelled <- m failed @10ms",
-            "scope: Other @10ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "m fails @10ms",
+        "late member: Cancelled <- m failed @10ms",
+        "scope: Other @10ms",
+    ]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_spawn_waiting_for_a_slot_fails_when_the_scope_fails() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let ran = Cell::new(false);
         let r = scope(|s| {
             s.set_limit(1);
-            s.spawn(cx.failing("m", &mut data[0], ms(10), "m failed"));
-            let guard = cx.drops.guard();
-            let waiting = s.spawn(|| {
-                let _guard = guard;
-                ran.set(true);
-                Ok(())
-            });
+            s.spawn(cx.failing("m", a, ms(10), "m failed"));
+            let waiting = s.spawn(cx.marks_ran(&ran));
             assert_eq!(cx.drops.get(), 1, "the closure was dropped, never run");
-            let joined = waiting.join();
-            cx.outcome("waiting spawn", &joined);
+            cx.outcome("waiting spawn", &waiting.join());
             Ok(())
         });
         cx.outcome("scope", &r);
         assert!(!ran.get());
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "m fails @10ms",
-            "waiting spawn: Cancelled <- m failed @10ms",
-            "scope: Other @10ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "m fails @10ms",
+        "waiting spawn: Cancelled <- m failed @10ms",
+        "scope: Other @10ms",
+    ]);
     assert_eq!(r.drops, 2);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_scope_inside_a_shield_holds_the_members_with_the_fiber() {
-    let r = run_cancelled_after(ms(10), |cx| {
-        let mut data = [0u32; 1];
+    let r = run_cancelled_after(ms(10), |cx, [a]| {
         let r = shield(|| {
             scope(|s| {
-                s.spawn(cx.member("a", &mut data[0], 1, ms(30)));
+                s.spawn(cx.member("a", a, 1, ms(30)));
                 fuseau::sleep(ms(50))?;
                 cx.note("body returns");
                 Ok(())
             })
         });
         cx.outcome("shielded scope", &r);
-        let next = fuseau::yield_now();
-        cx.outcome("next suspension point", &next);
-        overwrite_then_check(&mut data);
-        next
+        cx.logged("next suspension point", fuseau::yield_now())
     });
     assert!(r.result.unwrap_err().is_cancelled());
     assert_eq!(
@@ -2212,13 +2003,12 @@ fn a_scope_inside_a_shield_holds_the_members_with_the_fiber() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn handles_report_id_name_and_state_and_untyped_handles_outlive_the_scope() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let mut untyped = None;
         scope(|s| {
             let m = s.spawn_with(
                 Builder::new().name("worker"),
-                cx.member("worker", &mut data[0], 1, ms(10)),
+                cx.member("worker", a, 1, ms(10)),
             );
             assert_eq!(m.name(), Some("worker"));
             assert!(!m.is_done() && !m.is_cancelled());
@@ -2239,48 +2029,30 @@ fn handles_report_id_name_and_state_and_untyped_handles_outlive_the_scope() {
         assert!(!any.is_cancelled());
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(r.log, ["worker: ok @10ms"]);
+    r.assert_ok_log(&["worker: ok @10ms"]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn teardown_while_the_body_ignores_cancellation_and_some_members_never_started() {
-    let sim = Sim::new();
-    let (log, drops) = (Log::new(), Counter::new());
-    let (l, d) = (log.clone(), drops.clone());
+    let (sim, t) = (Sim::new(), Tracking::default());
+    let tt = t.clone();
     let late = common::Slot::new();
     let late_handle = late.clone();
     let owner = sim.spawn(move || {
         let data = Cell::new(7);
-        let _poison = Poison {
-            data: &data,
-            label: "owner",
-            log: l.clone(),
-        };
+        let _poison = tt.poison(&data, "owner");
         scope(|s| -> Result<()> {
-            s.spawn(stubborn(Reader {
-                data: vec![&data],
-                label: "started".into(),
-                log: l.clone(),
-                _guard: d.guard(),
-            }));
+            s.spawn(tt.stubborn("started", vec![&data]));
             fuseau::yield_now()?;
             // Spawned, but the teardown comes before it runs.
-            let late = s.spawn(stubborn(Reader {
-                data: vec![&data],
-                label: "never started".into(),
-                log: l.clone(),
-                _guard: d.guard(),
-            }));
+            let late = s.spawn(tt.stubborn("never started", vec![&data]));
             assert!(format!("{:?}", late.any()).contains("NotStarted"));
             late_handle.put(late.any());
             // Disposal from inside cancels everything now (so that the
             // second member never starts).
             fuseau::Scheduler::current().dispose();
-            loop {
-                let _ = fuseau::sleep(HOUR);
-            }
+            ignore_cancellation()
         })
     });
     sim.run_iterations(1);
@@ -2290,8 +2062,8 @@ fn teardown_while_the_body_ignores_cancellation_and_some_members_never_started()
     let late = late.take();
     assert!(late.is_done());
     assert!(owner.is_done());
-    assert_eq!(drops.get(), 2);
-    let log = log.take();
+    assert_eq!(t.drops.get(), 2);
+    let log = t.log.take();
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[2], "owner unwound", "{log:?}");
     assert!(log.contains(&"started saw [7]".to_string()), "{log:?}");
@@ -2304,56 +2076,44 @@ fn teardown_while_the_body_ignores_cancellation_and_some_members_never_started()
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_member_whose_own_deadline_expired_fails_the_scope() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let r: Result<()> = scope(|s| {
             s.spawn(|| with_timeout(ms(10), || fuseau::sleep(HOUR)));
-            s.spawn(cx.member("sibling", &mut data[0], 1, HOUR));
+            s.spawn(cx.member("sibling", a, 1, HOUR));
             Ok(())
         });
-        cx.outcome("scope", &r);
-        let e = r.unwrap_err();
+        let e = cx.failed("scope", r);
         assert!(e.is_timeout());
         assert_eq!(e.message(), "fuseau::with_timeout(10ms) expired");
         // The fiber is not cancelled.
         fuseau::sleep(ms(1))?;
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "sibling: Cancelled <- timed out: fuseau::with_timeout(10ms) expired @10ms",
-            "scope: Timeout @10ms",
-        ]
-    );
+    r.assert_ok_log(&[
+        "sibling: Cancelled <- timed out: fuseau::with_timeout(10ms) expired @10ms",
+        "scope: Timeout @10ms",
+    ]);
 }
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_cancelled_error_a_member_makes_itself_is_a_failure() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let r: Result<()> = scope(|s| {
             s.spawn(|| -> Result<()> {
                 fuseau::sleep(ms(10))?;
                 Err(Error::new(ErrorKind::Cancelled, "gave up"))
             });
-            s.spawn(cx.member("sibling", &mut data[0], 1, HOUR));
+            s.spawn(cx.member("sibling", a, 1, HOUR));
             Ok(())
         });
-        cx.outcome("scope", &r);
-        assert_eq!(r.unwrap_err().message(), "gave up");
+        assert_eq!(cx.failed("scope", r).message(), "gave up");
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "sibling: Cancelled <- cancelled: gave up @10ms",
-            "scope: Cancelled @10ms"
-        ]
-    );
+    r.assert_ok_log(&[
+        "sibling: Cancelled <- cancelled: gave up @10ms",
+        "scope: Cancelled @10ms",
+    ]);
 }
 
 /// A member's failure that is itself a cancellation error (its own
@@ -2363,8 +2123,7 @@ fn a_cancelled_error_a_member_makes_itself_is_a_failure() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn a_member_failing_with_a_cancellation_error_reaches_the_others_wrapped() {
-    let r = run(|cx| {
-        let mut data = [0u32; 1];
+    let r = run_on(|cx, [a]| {
         let failure = RefCell::new(None);
         let seen = RefCell::new(None);
         let r: Result<()> = scope(|s| {
@@ -2373,7 +2132,7 @@ fn a_member_failing_with_a_cancellation_error_reaches_the_others_wrapped() {
                 *failure.borrow_mut() = r.clone().err();
                 r
             });
-            s.spawn(cx.member("sibling", &mut data[0], 1, HOUR));
+            s.spawn(cx.member("sibling", a, 1, HOUR));
             *seen.borrow_mut() = fuseau::sleep(HOUR).err();
             Ok(())
         });
@@ -2386,12 +2145,8 @@ fn a_member_failing_with_a_cancellation_error_reaches_the_others_wrapped() {
         assert!(source.downcast_ref::<Error>().unwrap().ptr_eq(&failure));
         Ok(())
     });
-    r.result.unwrap();
-    assert_eq!(
-        r.log,
-        [
-            "sibling: Cancelled <- timed out: fuseau::with_timeout(10ms) expired @10ms",
-            "scope: Timeout @10ms"
-        ]
-    );
+    r.assert_ok_log(&[
+        "sibling: Cancelled <- timed out: fuseau::with_timeout(10ms) expired @10ms",
+        "scope: Timeout @10ms",
+    ]);
 }
