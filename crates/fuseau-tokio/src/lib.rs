@@ -46,6 +46,35 @@
 //! for the rules of structure, cancellation and scheduling, which apply
 //! unchanged here, and [`fuseau::guide`] for every cancellation point.
 //!
+//! ## Scopes, races and deadlines
+//!
+//! [`scope`] runs fibers that borrow the caller's data and returns once all
+//! are done; [`race`], [`both`] and [`all`] are built on it, and
+//! [`with_timeout`] bounds any of them without cancelling the fiber. Here
+//! two "mirrors" (Tokio futures) race under a deadline; the loser is
+//! cancelled, and its future dropped, before `race` returns:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fuseau_tokio::main(|| {
+//!     let path = String::from("/index.html"); // borrowed by both contenders
+//!     let fetch = |mirror: &'static str, ms: u64| {
+//!         let path = &path;
+//!         move || {
+//!             fuseau_tokio::await_future(tokio::time::sleep(Duration::from_millis(ms)))?;
+//!             Ok(format!("{path} from {mirror}"))
+//!         }
+//!     };
+//!     let page = fuseau_tokio::with_timeout(Duration::from_secs(5), || {
+//!         fuseau_tokio::race([fetch("slow", 200), fetch("fast", 1)])
+//!     })?;
+//!     assert_eq!(page, "/index.html from fast");
+//!     Ok(())
+//! })?;
+//! # Ok::<(), fuseau_tokio::Error>(())
+//! ```
+//!
 //! ## Fibers and futures
 //!
 //! A fiber waits on any future with [`await_future`] (Tokio's sockets,
