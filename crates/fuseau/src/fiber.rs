@@ -181,11 +181,7 @@ impl Builder {
                 format!("the parent fiber {} is done", parent.header().id),
             ));
         }
-        let sched = parent
-            .header()
-            .sched()
-            .and_then(|s| s.into_any().downcast::<SchedInner>().ok())
-            .ok_or_else(inactive)?;
+        let sched = scheduler_of(&parent)?;
         self.spawn_inner(&sched, Some(Link::Child(&parent)), f)
             .map_err(|r| r.error)
     }
@@ -201,12 +197,8 @@ impl Builder {
         scope: u64,
         f: impl FnOnce() -> Result<()> + 'static,
     ) -> Fiber<()> {
-        let sched = owner
-            .header()
-            .sched()
-            .and_then(|s| s.into_any().downcast::<SchedInner>().ok());
-        let refused = match sched {
-            Some(sched) => {
+        let refused = match scheduler_of(owner) {
+            Ok(sched) => {
                 let fails_scope = self.propagate;
                 let builder = self.propagate_cancel_to_parent(false);
                 let link = Link::Member {
@@ -219,8 +211,8 @@ impl Builder {
                     Err(refused) => refused,
                 }
             }
-            None => Refused {
-                error: inactive(),
+            Err(error) => Refused {
+                error,
                 body: f,
                 builder: self,
             },
@@ -291,6 +283,14 @@ impl Builder {
         task.make_ready();
         Ok(Fiber { task: typed })
     }
+}
+
+/// The scheduler `task` belongs to, while it is not disposed of.
+fn scheduler_of(task: &Task) -> Result<Rc<SchedInner>> {
+    task.header()
+        .sched()
+        .and_then(|s| s.into_any().downcast::<SchedInner>().ok())
+        .ok_or_else(inactive)
 }
 
 /// Where a new fiber goes in the tree.

@@ -32,19 +32,10 @@ pub(crate) fn link(parent: &Task, child: &Rc<Task>) {
 pub(crate) fn link_member(parent: &Task, child: &Rc<Task>, scope: u64, fails_scope: bool) {
     link_under(parent, child);
     child.header().with_extras(|x| {
-        x.parent_scope = scope;
         x.member = true;
         x.fails_scope = fails_scope;
     });
-    let fired = parent.header().read_extras(|x| {
-        x.limits
-            .iter()
-            .find(|l| l.scope != 0 && l.scope <= scope && l.fired)
-            .map(Limit::error)
-    });
-    if let Some(e) = fired {
-        cancel(child, e, Origin::Parent);
-    }
+    place_in_scope(parent, child, scope);
 }
 
 /// What every link does: the child joins its parent's children, is held by
@@ -72,16 +63,26 @@ fn link_under(parent: &Task, child: &Rc<Task>) {
 /// expired already, the child is cancelled at once.
 #[cold]
 fn link_in_scope(parent: &Task, child: &Rc<Task>) {
-    let found = parent.header().read_extras(|x| {
-        let scope = x.limits.iter().rev().find(|l| l.scope != 0)?.scope;
-        let expired = x.limits.iter().find(|l| l.scope != 0 && l.fired);
-        Some((scope, expired.map(Limit::error)))
-    });
-    let Some((scope, expired)) = found else {
-        return;
-    };
+    let innermost = parent
+        .header()
+        .read_extras(|x| Some(x.limits.iter().rev().find(|l| l.scope != 0)?.scope));
+    if let Some(scope) = innermost {
+        place_in_scope(parent, child, scope);
+    }
+}
+
+/// `child`, just linked under `parent`, belongs to `parent`'s scope number
+/// `scope` (a deadline scope or a fiber scope): the end of that scope, or
+/// of one around it, cancels it; at once if one has ended already.
+fn place_in_scope(parent: &Task, child: &Rc<Task>, scope: u64) {
     child.header().with_extras(|x| x.parent_scope = scope);
-    if let Some(e) = expired {
+    let ended = parent.header().read_extras(|x| {
+        x.limits
+            .iter()
+            .find(|l| l.scope != 0 && l.scope <= scope && l.fired)
+            .map(Limit::error)
+    });
+    if let Some(e) = ended {
         cancel(child, e, Origin::Parent);
     }
 }
@@ -237,16 +238,18 @@ fn run_callbacks(callbacks: Vec<Pending>) {
     }
 }
 
+/// The children of `task` whose extras satisfy `test` (a child without
+/// extras belongs to no scope).
+fn children_where(task: &Task, test: impl Fn(&Extras) -> bool) -> Vec<Rc<Task>> {
+    let mut children = task.header().children();
+    children.retain(|c| c.header().read_extras(|x| Some(test(x))).unwrap_or(false));
+    children
+}
+
 /// Cancels the children of `task` linked inside its scope number `scope`
 /// (or inside a scope nested in it: their numbers are higher) with `error`.
 fn cancel_inside(task: &Task, scope: u64, error: &Error) {
-    let mut inside = task.header().children();
-    inside.retain(|c| {
-        c.header()
-            .read_extras(|x| Some(x.parent_scope >= scope))
-            .unwrap_or(false)
-    });
-    for c in inside {
+    for c in children_where(task, |x| x.parent_scope >= scope) {
         cancel(&c, error.clone(), Origin::Parent);
     }
 }
@@ -317,9 +320,9 @@ impl Task {
     /// Fails the running fiber's fiber scope number `scope` with `error`,
     /// if it is active and has not failed yet: the fibers linked inside it
     /// are cancelled, and the code inside it (the scope's body, in this
-    /// fiber) is interrupted, as by an expired deadline scope. Returns
-    /// `false` if the scope had failed already or is over.
-    pub(crate) fn fail_fiber_scope(&self, scope: u64, error: Error) -> bool {
+    /// fiber) is interrupted, as by an expired deadline scope. Does
+    /// nothing if the scope had failed already or is over.
+    pub(crate) fn fail_fiber_scope(&self, scope: u64, error: Error) {
         let h = self.header();
         let now = h.sched().map_or_else(Instant::now, |s| s.now());
         let failed = h.with_extras(|x| {
@@ -331,10 +334,9 @@ impl Task {
             l.fired = true;
             Some(l.error())
         });
-        let Some(e) = failed else { return false };
+        let Some(e) = failed else { return };
         cancel_inside(self, scope, &e);
         self.limits_changed();
-        true
     }
 
     /// The running fiber leaves its fiber scope number `scope` (the
@@ -358,13 +360,7 @@ impl Task {
     /// The children of the running fiber that are members of its fiber
     /// scope number `scope` (`crate::scope`) and not done yet.
     pub(crate) fn scope_members(&self, scope: u64) -> Vec<Rc<Task>> {
-        let mut members = self.header().children();
-        members.retain(|c| {
-            c.header()
-                .read_extras(|x| Some(x.parent_scope == scope && x.member))
-                .unwrap_or(false)
-        });
-        members
+        children_where(self, |x| x.parent_scope == scope && x.member)
     }
 
     /// The running fiber leaves the deadline scope it entered last (`limit`
