@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::FiberId;
 use crate::scheduler::context::{current_task, not_in_fiber, with_current, with_sched};
 use crate::scheduler::{inactive, SchedInner, Scheduler};
-use crate::task::{self, Header, Options, Origin, Output, Schedule, Task, Wakeup};
+use crate::task::{self, Header, Options, Origin, Output, SchedLink, Task, Wakeup};
 
 /// `true` while a fiber runs on this thread (the calls that need one
 /// would not fail with [`ErrorKind::NotInFiber`]). Never blocks.
@@ -242,7 +242,7 @@ impl Builder {
 
     fn options(self, default_stack_size: usize) -> Options {
         Options {
-            name: self.name.map(String::into_boxed_str),
+            name: self.name,
             stack_size: self.stack_size.unwrap_or(default_stack_size),
             propagate: self.propagate,
         }
@@ -262,8 +262,7 @@ impl Builder {
             });
         }
         let options = self.options(sched.config().get_stack_size());
-        let weak: Weak<dyn Schedule> = Rc::downgrade(sched) as Weak<SchedInner>;
-        let typed = Task::new(weak, options, f);
+        let typed = Task::new(sched.link.clone(), options, f);
         let task: Rc<Task> = typed.clone();
         if let Some(link) = &link {
             // Inheritable fiber-locals, cloned here, in the caller: a panicking
@@ -391,7 +390,7 @@ impl<T: 'static> Fiber<T> {
         f: F,
         error: Error,
     ) -> Fiber<T> {
-        let typed = Task::new(Weak::<SchedInner>::new(), options, f);
+        let typed = Task::new(SchedLink::new(Weak::<SchedInner>::new()), options, f);
         task::never_run(&*typed, error);
         Fiber { task: typed }
     }
@@ -403,7 +402,7 @@ impl<T: 'static> Fiber<T> {
 
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.core().name.as_deref()
+        self.core().name()
     }
 
     /// `true` once the body has returned and all children are done.
@@ -533,7 +532,7 @@ pub(crate) fn wait_done(me: &Task, target: &Task) -> Result<()> {
 
 impl<T: 'static> Drop for Fiber<T> {
     fn drop(&mut self) {
-        self.task.body().release_output();
+        self.task.release_output();
     }
 }
 
@@ -546,7 +545,7 @@ impl<T: 'static> fmt::Debug for Fiber<T> {
 fn debug_fiber(core: &Header, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.debug_struct(type_name)
         .field("id", &core.id)
-        .field("name", &core.name)
+        .field("name", &core.name())
         .field("state", &core.stage())
         .field("cancelled", &core.is_cancelled())
         .field("children", &core.n_children())
@@ -603,7 +602,7 @@ impl AnyFiber {
 
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.header().name.as_deref()
+        self.task.header().name()
     }
 
     /// `true` once the body has returned and all children are done.

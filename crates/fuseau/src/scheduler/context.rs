@@ -108,7 +108,7 @@ pub(crate) fn running_stack() -> Option<RunningStack> {
             limit: bounds.limit() + crate::stack::page_size(),
             base: bounds.base(),
             id: h.id.as_u64(),
-            name: h.name.as_deref().map(|n| (n.as_ptr(), n.len())),
+            name: h.name().map(|n| (n.as_ptr(), n.len())),
         })
     })
     .flatten()

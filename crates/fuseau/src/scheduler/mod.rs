@@ -36,7 +36,7 @@ use crate::id::FiberId;
 use crate::inbox::{Inbox, Message};
 use crate::stack::StackPool;
 use crate::switch::StackBounds;
-use crate::task::{self, Origin, Schedule, Stage, Task, Wakeup};
+use crate::task::{self, Origin, SchedLink, Schedule, Stage, Task, Wakeup};
 use crate::timer::{TimerKey, TimerQueue};
 use context::{not_in_fiber, switch_in, switch_out, with_fiber, with_sched, Enter};
 
@@ -177,6 +177,8 @@ struct MicroTask {
 
 /// The state of a scheduler, shared by its handles.
 pub(crate) struct SchedInner {
+    /// What its fibers hold to reach it (a `Weak` to itself).
+    pub(crate) link: Rc<SchedLink>,
     event_loop: Box<dyn EventLoop>,
     config: Config,
     inbox: Arc<Inbox>,
@@ -484,7 +486,7 @@ impl SchedInner {
                 if let Some(coroutine) = coroutine {
                     self.stacks
                         .borrow_mut()
-                        .give_back(h.stack_size, coroutine.into_stack());
+                        .give_back(h.stack_size(), coroutine.into_stack());
                 }
                 task::body_finished(&task, result);
             }
@@ -502,7 +504,7 @@ impl SchedInner {
             task::never_run(task, e);
             return false;
         }
-        let stack = self.stacks.borrow_mut().take(h.stack_size);
+        let stack = self.stacks.borrow_mut().take(h.stack_size());
         match stack {
             Ok(stack) => {
                 h.yielder.set_bounds(StackBounds::of(&stack));
@@ -620,7 +622,8 @@ impl Scheduler {
         install_panic_hook(context::in_fiber);
         crate::overflow::install(context::running_stack);
         let unpark = event_loop.unparker();
-        let inner = Rc::new(SchedInner {
+        let inner = Rc::new_cyclic(|weak: &Weak<SchedInner>| SchedInner {
+            link: SchedLink::new(weak.clone()),
             event_loop: Box::new(event_loop),
             stacks: RefCell::new(StackPool::new(config.stack_pool_size)),
             config,

@@ -179,7 +179,7 @@ impl SchedInner {
                         if coroutine.done() {
                             self.stacks
                                 .borrow_mut()
-                                .give_back(h.stack_size, coroutine.into_stack());
+                                .give_back(h.stack_size(), coroutine.into_stack());
                         } else {
                             std::mem::forget(coroutine);
                             self.leaked_stacks.set(self.leaked_stacks.get() + 1);

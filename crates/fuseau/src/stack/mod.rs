@@ -68,16 +68,15 @@ pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Other`] naming the size and the maximum, if it is larger
-/// than [`MAX_STACK_SIZE`].
+/// [`ErrorKind::Other`] naming the maximum and the remedy, if `size` is
+/// larger than [`MAX_STACK_SIZE`].
 pub(crate) fn check_size(size: usize) -> Result<()> {
     if size > MAX_STACK_SIZE {
         return Err(Error::new(
             ErrorKind::Other,
             format!(
-                "a fiber stack of {size} bytes is impossible: the maximum is {MAX_STACK_SIZE} \
-                 bytes (1 GiB); choose a smaller size (fuseau::Builder::stack_size, \
-                 fuseau::Config::stack_size)"
+                "a fiber stack of more than {MAX_STACK_SIZE} bytes (1 GiB) is impossible; \
+                 choose a smaller size (fuseau::Builder::stack_size, fuseau::Config::stack_size)"
             ),
         ));
     }

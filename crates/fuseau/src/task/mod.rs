@@ -33,11 +33,24 @@
 //! running, suspended, finishing, done) and the flags `QUEUED`, `WOKEN`,
 //! `CANCELLED`, `UNWINDING`, `YIELDED`, `DEADLINE`, `STARTED`,
 //! `PROPAGATE`, `RESUMED_PANICKING`, `SHARED_CLAIMS`, `SHIELDED`,
-//! `SHIELD_DEADLINE`, `SHIELDED_CHILD`. Every transition is
-//! a method in `state.rs`; nobody else flips bits. The hot paths read only
+//! `SHIELD_DEADLINE`, `SHIELDED_CHILD`, `OUTPUT_UNWANTED`; and the coop
+//! count in its top byte. Every transition is a method in `state.rs`;
+//! nobody else flips bits. The hot paths read only
 //! this word: the cancellation error itself is read on the slow path, once
 //! `CANCELLED` is set (and a wait's cross-thread claim word once
 //! `SHARED_CLAIMS` is).
+//!
+//! # Size
+//!
+//! Every suspended fiber costs its record (besides a page of stack), so
+//! the header is kept to 184 bytes (a test pins it): small fields are
+//! `u32`s that pack together, lists are thin vectors or `Cell`s without
+//! borrow flags, the scheduler is reached through one shared
+//! [`SchedLink`], and whatever most fibers never use (cancel callbacks,
+//! deadlines, fiber-locals, scopes, micro-tasks …) is in the boxed
+//! [`Extras`]. A fiber whose closure captures two pointers is then one
+//! 216-byte allocation (glibc's 224-byte chunk); issue 10's budget for a
+//! blocked fiber's record, handle and channel wait is 512 bytes.
 //!
 //! # Ownership rules
 //!
@@ -79,9 +92,12 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
+use thin_vec::ThinVec;
+
 use crate::error::{Error, Result};
 use crate::id::FiberId;
 use crate::inbox::Inbox;
+use crate::stack::MAX_STACK_SIZE;
 use crate::switch::{FiberCoroutine, YielderSlot};
 use crate::timer::TimerKey;
 
@@ -122,6 +138,17 @@ pub(crate) trait Schedule {
     fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
 }
 
+/// A fiber's way to its scheduler: one per scheduler, shared by its
+/// fibers, so that each holds a thin `Rc` (one word) rather than a
+/// `Weak<dyn Schedule>` (two).
+pub(crate) struct SchedLink(Weak<dyn Schedule>);
+
+impl SchedLink {
+    pub(crate) fn new(sched: Weak<dyn Schedule>) -> Rc<SchedLink> {
+        Rc::new(SchedLink(sched))
+    }
+}
+
 /// Who cancelled a fiber. It decides whether the fiber's resulting
 /// `Cancelled` error is passed on to its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,49 +170,80 @@ pub(crate) type CancelCallback = Box<dyn FnOnce(&Error)>;
 /// The non-generic part of every fiber.
 pub(crate) struct Header {
     pub(crate) id: FiberId,
-    pub(crate) name: Option<Box<str>>,
-    sched: Weak<dyn Schedule>,
-    pub(crate) stack_size: usize,
+    /// Boxed twice, so that the field is one word: most fibers have no
+    /// name.
+    #[allow(clippy::box_collection)]
+    name: Option<Box<String>>,
+    sched: Rc<SchedLink>,
+    /// The stack size asked for: a `u32`, to pack with the small fields
+    /// (a size past [`MAX_STACK_SIZE`] is refused when the fiber starts, so
+    /// it is kept as `MAX_STACK_SIZE + 1`, which says as much).
+    stack_size: u32,
     /// The state word (`state.rs`).
     state: state::State,
     /// The current wait (ownership rule 4).
     epoch: Cell<u64>,
     /// The branch of the current wait that was claimed, if one was
-    /// (see [`Wakeup::claim`]). A `u32` (a `select` has fewer than 2^32
-    /// branches, `Wakeup::new` checks it), so that it packs with the other
-    /// small fields.
-    claimed: Cell<Option<u32>>,
+    /// (see [`Wakeup::claim`]). A `u32` with no tag (a `select` has fewer
+    /// than 2^32 - 1 branches, `Wakeup::new` checks it), so that it packs
+    /// with the other small fields.
+    claimed: ClaimedBranch,
     /// How many times the fiber suspended: a wait whose preparation ran code
     /// that suspended (a future polled by a `select` branch, say) sees it
     /// changed and starts over (`event::select`).
     switches: Cell<u32>,
-    /// Suspension points passed since the fiber last suspended: at
-    /// [`COOP_BUDGET`](wait::COOP_BUDGET) the next one yields (`wait.rs`).
-    coop: Cell<u8>,
-    /// Micro-tasks the fiber scheduled that have not run yet: the fiber is
-    /// not done before they have (a panicking one fails it).
-    micro_tasks: Cell<u32>,
     pub(crate) yielder: YielderSlot,
     pub(crate) coroutine: RefCell<Option<FiberCoroutine>>,
     /// The fiber's key in its scheduler's registry (see
     /// [`slab_key`](Header::slab_key)): a `u32`, as is `index_in_parent`,
     /// so that both pack with the other small fields.
     slab_key: Cell<u32>,
-    // `parent`, `children` and `joiners` are `Cell`s, not `RefCell`s (no
-    // borrow flag): they are only ever taken out, used and put back with
-    // no user code in between (ownership rule 3), through the helpers
-    // below (`parent`, `n_children`, `with_children`, `add_joiner`, …).
-    // Code that runs while one is taken out would see it empty, never a
-    // dangling borrow.
+    // `parent`, `children`, `joiners` and `extras` are `Cell`s, not
+    // `RefCell`s (no borrow flag, a word less each): they are only ever
+    // taken out, used and put back with no user code in between (ownership
+    // rule 3), through the helpers below (`parent`, `n_children`,
+    // `with_children`, `add_joiner`, `extras_out`, …). Code that runs while
+    // one is taken out would see it empty, never a dangling borrow.
     parent: Cell<Option<Rc<Task>>>,
-    children: Cell<Vec<Rc<Task>>>,
+    // Thin vectors (one word; length and capacity live in the buffer):
+    // most fibers have no children, and no joiner while they wait.
+    children: Cell<ThinVec<Rc<Task>>>,
     index_in_parent: Cell<u32>,
-    joiners: Cell<Vec<Wakeup>>,
+    joiners: Cell<ThinVec<Wakeup>>,
     /// What most fibers never use, allocated on first use, so that a
     /// fiber's record stays small (see [`Extras`]).
-    extras: RefCell<Option<Box<Extras>>>,
+    extras: Cell<Option<Box<Extras>>>,
     /// The fiber's last `Waker` (see `Wakeup::to_waker`).
     waker_cache: Cell<Option<Arc<RemoteWakeup>>>,
+}
+
+/// An `Option<u32>` in four bytes: `u32::MAX` is `None`.
+pub(crate) struct ClaimedBranch(Cell<u32>);
+
+impl ClaimedBranch {
+    const NONE: u32 = u32::MAX;
+
+    const fn none() -> ClaimedBranch {
+        ClaimedBranch(Cell::new(Self::NONE))
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> Option<u32> {
+        match self.0.get() {
+            Self::NONE => None,
+            branch => Some(branch),
+        }
+    }
+
+    /// # Panics
+    ///
+    /// If `branch` is `Some(u32::MAX)` (`Wakeup::new` refuses such a branch).
+    #[inline]
+    pub(crate) fn set(&self, branch: Option<u32>) {
+        let raw = branch.unwrap_or(Self::NONE);
+        debug_assert!(branch != Some(Self::NONE), "branch u32::MAX");
+        self.0.set(raw);
+    }
 }
 
 /// The rarely used parts of a fiber.
@@ -211,6 +269,9 @@ pub(crate) struct Extras {
     /// The cross-thread claim words of the fiber's waits (`wait.rs`),
     /// boxed: only fibers that wait on `SharedChan`s ever have them.
     shared_waits: Option<Box<wait::SharedWaits>>,
+    /// Micro-tasks the fiber scheduled that have not run yet: the fiber is
+    /// not done before they have (a panicking one fails it).
+    micro_tasks: u32,
     /// How deeply the running code is nested in shields (`crate::shield`);
     /// `SHIELDED` is set while this is not zero.
     shield_depth: u32,
@@ -266,9 +327,10 @@ pub(crate) struct Task<B: ?Sized = dyn Body> {
 
 /// The part of a fiber that depends on its body's type.
 pub(crate) trait Body: 'static {
-    /// Runs the body (once) and keeps its `Ok` value for the joiner.
-    /// Called on the fiber's own stack.
-    fn run(&self) -> Result<()>;
+    /// Runs the body (once) and keeps its `Ok` value for the joiner, if
+    /// `keep` says the fiber's handle still wants it (read once the body
+    /// returns). Called on the fiber's own stack.
+    fn run(&self, keep: &dyn Fn() -> bool) -> Result<()>;
     /// Drops the body of a fiber that will never run.
     fn discard(&self);
 }
@@ -276,68 +338,76 @@ pub(crate) trait Body: 'static {
 /// The body of a fiber that returns `T`, as its `Fiber<T>` handle sees it.
 pub(crate) trait Output<T>: Body {
     fn take_output(&self) -> Option<T>;
-    /// The `Fiber<T>` handle is gone, so nobody can take the value: drop it
-    /// now, and drop a value produced later on the fiber's own stack, where
-    /// a panic in its destructor becomes the fiber's failure (it must never
-    /// happen wherever the scheduler happens to drop the last reference).
-    fn release_output(&self);
 }
 
-/// The body of a fiber running `F`, which returns `T`.
+/// The body of a fiber running `F`, which returns `T`: the closure until
+/// it runs, then its value until the handle takes it. One enum of two
+/// variants rather than two options, so that a closure with a niche (most
+/// capture a pointer, whose one niche value tells the variants apart)
+/// costs no tag.
 pub(crate) struct Closure<T, F> {
-    body: Cell<Option<F>>,
-    output: Cell<Option<T>>,
-    /// The `Fiber<T>` handle, the only reader of `output`, still exists.
-    handle_alive: Cell<bool>,
+    stage: Cell<BodyStage<T, F>>,
+}
+
+enum BodyStage<T, F> {
+    Closure(F),
+    /// The value, until it is taken; `None` also once the closure ran
+    /// and failed, or was discarded.
+    Value(Option<T>),
+}
+
+impl<T, F> Default for BodyStage<T, F> {
+    fn default() -> Self {
+        BodyStage::Value(None)
+    }
 }
 
 /// How a new fiber is set up (see [`Task::new`]).
 pub(crate) struct Options {
-    pub(crate) name: Option<Box<str>>,
+    pub(crate) name: Option<String>,
     pub(crate) stack_size: usize,
     pub(crate) propagate: bool,
 }
 
 impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task<Closure<T, F>> {
     /// A new fiber of scheduler `sched`, not started.
-    pub(crate) fn new(sched: Weak<dyn Schedule>, options: Options, body: F) -> Rc<Self> {
+    pub(crate) fn new(sched: Rc<SchedLink>, options: Options, body: F) -> Rc<Self> {
         Rc::new(Task {
             header: Header {
                 id: FiberId::next(),
-                name: options.name,
+                name: options.name.map(Box::new),
                 sched,
-                stack_size: options.stack_size,
+                stack_size: u32::try_from(options.stack_size.min(MAX_STACK_SIZE + 1))
+                    .expect("MAX_STACK_SIZE + 1 fits in a u32"),
                 state: state::State::new(options.propagate),
                 epoch: Cell::new(0),
-                claimed: Cell::new(None),
+                claimed: ClaimedBranch::none(),
                 switches: Cell::new(0),
-                coop: Cell::new(0),
-                micro_tasks: Cell::new(0),
                 yielder: YielderSlot::new(),
                 coroutine: RefCell::new(None),
                 slab_key: Cell::new(u32::MAX),
                 parent: Cell::new(None),
-                children: Cell::new(Vec::new()),
+                children: Cell::new(ThinVec::new()),
                 index_in_parent: Cell::new(0),
-                joiners: Cell::new(Vec::new()),
-                extras: RefCell::new(None),
+                joiners: Cell::new(ThinVec::new()),
+                extras: Cell::new(None),
                 waker_cache: Cell::new(None),
             },
             body: Closure {
-                body: Cell::new(Some(body)),
-                output: Cell::new(None),
-                handle_alive: Cell::new(true),
+                stage: Cell::new(BodyStage::Closure(body)),
             },
         })
     }
 }
 
 impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Body for Closure<T, F> {
-    fn run(&self) -> Result<()> {
-        let body = self.body.take().expect("a fiber body runs once");
+    fn run(&self, keep: &dyn Fn() -> bool) -> Result<()> {
+        let BodyStage::Closure(body) = self.stage.take() else {
+            unreachable!("a fiber body runs once");
+        };
         let value = body()?;
-        if self.handle_alive.get() {
-            self.output.set(Some(value));
+        if keep() {
+            self.stage.set(BodyStage::Value(Some(value)));
         } else {
             drop(value);
         }
@@ -345,18 +415,32 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Body for Closure<T, F> {
     }
 
     fn discard(&self) {
-        drop(self.body.take());
+        drop(self.stage.take());
     }
 }
 
 impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Output<T> for Closure<T, F> {
     fn take_output(&self) -> Option<T> {
-        self.output.take()
+        // Moved out and, if it is not the value, back: no user code runs.
+        match self.stage.take() {
+            BodyStage::Value(value) => value,
+            other => {
+                self.stage.set(other);
+                None
+            }
+        }
     }
+}
 
-    fn release_output(&self) {
-        self.handle_alive.set(false);
-        drop(self.output.take());
+impl<T: 'static> Task<dyn Output<T>> {
+    /// The `Fiber<T>` handle is gone, so nobody can take the value: drops
+    /// it now, and has a value produced later dropped on the fiber's own
+    /// stack, where a panic in its destructor becomes the fiber's failure
+    /// (it must never happen wherever the scheduler happens to drop the
+    /// last reference).
+    pub(crate) fn release_output(&self) {
+        self.header.state.release_output();
+        drop(self.body.take_output());
     }
 }
 
@@ -375,7 +459,7 @@ impl Task {
     /// Runs the body; on the fiber's own stack.
     pub(crate) fn run_body(&self) -> Result<()> {
         self.header.state.body_started();
-        self.body.run()
+        self.body.run(&|| self.header.state.output_wanted())
     }
 
     pub(crate) fn discard_body(&self) {
@@ -384,9 +468,19 @@ impl Task {
 }
 
 impl Header {
+    /// The fiber's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(String::as_str)
+    }
+
+    /// The stack size the fiber asked for.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size as usize
+    }
+
     /// The scheduler, unless it is gone.
     pub(crate) fn sched(&self) -> Option<Rc<dyn Schedule>> {
-        self.sched.upgrade()
+        self.sched.0.upgrade()
     }
 
     /// The error the fiber was cancelled with, if it was and the
@@ -458,13 +552,13 @@ impl Header {
     /// The fiber's children, in the order they were linked (as far as the
     /// completion of others, which swaps the last into the gap, left it).
     pub(crate) fn children(&self) -> Vec<Rc<Task>> {
-        self.with_children(|c| c.clone())
+        self.with_children(|c| c.to_vec())
     }
 
     /// Runs `f` on the fiber's children. `f` must not run user code (nor
     /// drop a child: the caller drops what it removes after this returns),
     /// as the list is taken out meanwhile (see the `Cell` fields).
-    fn with_children<R>(&self, f: impl FnOnce(&mut Vec<Rc<Task>>) -> R) -> R {
+    fn with_children<R>(&self, f: impl FnOnce(&mut ThinVec<Rc<Task>>) -> R) -> R {
         let mut children = self.children.take();
         let r = f(&mut children);
         self.children.set(children);
@@ -479,22 +573,33 @@ impl Header {
     /// Runs `f` on the fiber's extras, allocating them on first use. `f`
     /// must not run user code (the extras are borrowed).
     pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
-        f(self.extras.borrow_mut().get_or_insert_with(Box::default))
+        self.extras_out(|x| f(x.get_or_insert_with(Box::default)))
     }
 
     /// Takes something out of the extras (`Default` if there are none),
     /// to be dropped or used with no borrow held.
     pub(crate) fn take_extra<R: Default>(&self, f: impl FnOnce(&mut Extras) -> &mut R) -> R {
-        self.extras
-            .borrow_mut()
-            .as_mut()
-            .map(|e| std::mem::take(f(e)))
-            .unwrap_or_default()
+        self.extras_out(|x| x.as_mut().map(|e| std::mem::take(f(e))).unwrap_or_default())
     }
 
     /// Reads the extras, if the fiber has any. `f` must not run user code.
     pub(crate) fn read_extras<R>(&self, f: impl FnOnce(&Extras) -> Option<R>) -> Option<R> {
-        self.extras.borrow().as_deref().and_then(f)
+        self.extras_out(|x| x.as_deref().and_then(f))
+    }
+
+    /// Runs `f` on the extras, taken out of their cell meanwhile and put
+    /// back after, even if `f` panics (see the `Cell` fields: `f` runs no
+    /// user code, so nothing can look for the extras while they are out).
+    fn extras_out<R>(&self, f: impl FnOnce(&mut Option<Box<Extras>>) -> R) -> R {
+        struct PutBack<'a>(&'a Cell<Option<Box<Extras>>>, Option<Box<Extras>>);
+        impl Drop for PutBack<'_> {
+            fn drop(&mut self) {
+                let nested = self.0.replace(self.1.take());
+                debug_assert!(nested.is_none(), "the extras were used while out");
+            }
+        }
+        let mut out = PutBack(&self.extras, self.extras.take());
+        f(&mut out.1)
     }
 
     /// Registers a joiner, woken when this fiber is done.
@@ -506,11 +611,16 @@ impl Header {
 
     /// Removes the joiner registrations of fiber `joiner`.
     pub(crate) fn remove_joiner(&self, joiner: &Task) {
-        let (removed, kept): (Vec<Wakeup>, Vec<Wakeup>) = self
-            .joiners
-            .take()
-            .into_iter()
-            .partition(|w| w.is_for(joiner));
+        let mut removed = Vec::new();
+        let mut kept = self.joiners.take();
+        // `Wakeup`s move out; none is dropped while the list is out.
+        for w in std::mem::take(&mut kept) {
+            if w.is_for(joiner) {
+                removed.push(w);
+            } else {
+                kept.push(w);
+            }
+        }
         self.joiners.set(kept);
         // Dropped once the list is back: dropping a `Wakeup` drops an
         // `Rc<Task>`, which may free a record.
@@ -546,10 +656,11 @@ impl Header {
 
     /// Removes a callback; `None` if it already ran (or was removed).
     pub(crate) fn remove_callback(&self, token: u64) -> Option<CancelCallback> {
-        let mut extras = self.extras.borrow_mut();
-        let callbacks = &mut extras.as_mut()?.callbacks;
-        let index = callbacks.iter().position(|(t, _)| *t == token)?;
-        Some(callbacks.remove(index).1)
+        self.extras_out(|x| {
+            let callbacks = &mut x.as_mut()?.callbacks;
+            let index = callbacks.iter().position(|(t, _)| *t == token)?;
+            Some(callbacks.remove(index).1)
+        })
     }
 
     /// Arms a deadline (`cancel_after`): `key` is its timer.
@@ -565,12 +676,17 @@ impl Header {
 
     /// A micro-task of this fiber was queued.
     pub(crate) fn micro_task_queued(&self) {
-        self.micro_tasks.set(self.micro_tasks.get() + 1);
+        self.with_extras(|e| e.micro_tasks += 1);
     }
 
     /// A micro-task of this fiber ran (or was dropped).
     pub(crate) fn micro_task_done(&self) {
-        self.micro_tasks.set(self.micro_tasks.get() - 1);
+        self.with_extras(|e| e.micro_tasks -= 1);
+    }
+
+    /// Micro-tasks of this fiber that have not run yet.
+    pub(crate) fn pending_micro_tasks(&self) -> u32 {
+        self.read_extras(|e| Some(e.micro_tasks)).unwrap_or(0)
     }
 }
 
@@ -637,7 +753,7 @@ pub(crate) mod tests {
     }
 
     /// The bound of `the_header_stays_small` (on 64-bit targets).
-    const HEADER_MAX: usize = 256;
+    const HEADER_MAX: usize = 184;
 
     /// A scheduler that never existed, for tests of data structures.
     pub(crate) struct NoSched;

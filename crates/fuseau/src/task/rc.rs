@@ -45,7 +45,7 @@ mod tests {
     #[test]
     fn to_rc_shares_the_allocation_and_counts() {
         let typed = Task::new(
-            Weak::<crate::task::tests::NoSched>::new(),
+            super::super::SchedLink::new(Weak::<crate::task::tests::NoSched>::new()),
             Options {
                 name: None,
                 stack_size: 0,

@@ -1,7 +1,9 @@
 //! The state word of a fiber, and every transition of it.
 //!
-//! One `Cell<u32>`: the [`Stage`] in the low three bits, flags above. The
-//! methods below are the only code that changes it.
+//! One `Cell<u32>`: the [`Stage`] in the low three bits, flags above, and
+//! in the top byte the fiber's coop count (suspension points passed since
+//! it last suspended, `wait.rs`). The methods below are the only code that
+//! changes it.
 //!
 //! | flag | set by | cleared by |
 //! | --- | --- | --- |
@@ -18,6 +20,7 @@
 //! | `SHIELDED` | the outermost `shield` starts ([`State::set_shielded`]) | the outermost `shield` ends |
 //! | `SHIELD_DEADLINE` | a time limit starts (`shield_for`, `with_timeout`, `with_deadline`) | the last active time limit ends |
 //! | `SHIELDED_CHILD` | a child is linked while its parent is `SHIELDED` | the parent's outermost shield ends |
+//! | `OUTPUT_UNWANTED` | the fiber's `Fiber<T>` handle is dropped ([`State::release_output`]) | never |
 
 use std::cell::Cell;
 
@@ -63,6 +66,15 @@ pub(crate) const SHIELD_DEADLINE: u32 = 1 << 14;
 /// the parent's cancellation skips it until the parent's shield ends.
 pub(crate) const SHIELDED_CHILD: u32 = 1 << 15;
 
+/// The fiber's `Fiber<T>` handle, the only reader of its value, is gone:
+/// the body's value is dropped as soon as it is produced (a flag here
+/// rather than in the body, where it would cost a word per fiber).
+pub(crate) const OUTPUT_UNWANTED: u32 = 1 << 16;
+
+/// The coop count's place: the top byte.
+const COOP_SHIFT: u32 = 24;
+const COOP: u32 = 0xff << COOP_SHIFT;
+
 /// The flags that send a suspension point to its slow path.
 pub(crate) const CHECKPOINT_SLOW: u32 = CANCELLED | UNWINDING | DEADLINE | SHIELD_DEADLINE;
 
@@ -78,6 +90,26 @@ impl State {
     #[inline]
     pub(crate) fn has(&self, flags: u32) -> bool {
         self.0.get() & flags != 0
+    }
+
+    /// Suspension points passed since the fiber last suspended.
+    #[inline]
+    pub(crate) fn coop(&self) -> u8 {
+        (self.0.get() >> COOP_SHIFT) as u8
+    }
+
+    /// One more suspension point passed without suspending. The caller
+    /// keeps the count below its budget, far below 255.
+    #[inline]
+    pub(crate) fn count_coop(&self) {
+        debug_assert!(self.coop() < u8::MAX);
+        self.0.set(self.0.get() + (1 << COOP_SHIFT));
+    }
+
+    /// The fiber suspends: the coop count starts over.
+    #[inline]
+    pub(crate) fn reset_coop(&self) {
+        self.0.set(self.0.get() & !COOP);
     }
 
     #[inline]
@@ -215,6 +247,16 @@ impl State {
 
     pub(crate) fn body_started(&self) {
         self.set(STARTED);
+    }
+
+    /// The fiber's handle is dropped: nobody will take its value.
+    pub(crate) fn release_output(&self) {
+        self.set(OUTPUT_UNWANTED);
+    }
+
+    /// `true` while the fiber's handle exists, to take its value.
+    pub(crate) fn output_wanted(&self) -> bool {
+        !self.has(OUTPUT_UNWANTED)
     }
 
     /// The body returned (or will never run).

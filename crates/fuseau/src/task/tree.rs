@@ -552,7 +552,10 @@ pub(crate) fn try_complete(task: &Task) {
     let mut current = task.to_rc();
     loop {
         let h = current.header();
-        if h.state.stage() != Stage::Finishing || h.n_children() != 0 || h.micro_tasks.get() != 0 {
+        if h.state.stage() != Stage::Finishing
+            || h.n_children() != 0
+            || h.pending_micro_tasks() != 0
+        {
             return;
         }
         h.state.complete();
@@ -568,7 +571,7 @@ pub(crate) fn try_complete(task: &Task) {
                 let mut extras = std::mem::take(&mut *boxed);
                 if !extras.outcome.is_empty() {
                     boxed.outcome = std::mem::take(&mut extras.outcome);
-                    *h.extras.borrow_mut() = Some(boxed);
+                    h.extras.set(Some(boxed));
                 }
                 extras
             }
@@ -582,6 +585,7 @@ pub(crate) fn try_complete(task: &Task) {
             deadlines,
             locals,
             next_callback: _,
+            micro_tasks: _,
             shared_waits: _,
             shield_depth: _,
             limits: _,

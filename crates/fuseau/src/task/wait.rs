@@ -68,7 +68,10 @@ impl Wakeup {
         Wakeup {
             task: task.to_rc(),
             epoch: task.header().epoch.get(),
-            branch: u32::try_from(branch).expect("a select has fewer than 2^32 branches"),
+            branch: u32::try_from(branch)
+                .ok()
+                .filter(|&b| b != u32::MAX)
+                .expect("a select has fewer than 2^32 - 1 branches"),
         }
     }
 
@@ -444,7 +447,7 @@ impl Task {
     fn switch_out(&self) {
         let h = self.header();
         h.switches.set(h.switches.get().wrapping_add(1));
-        h.coop.set(0);
+        h.state.reset_coop();
         h.yielder.suspend();
     }
 
@@ -464,15 +467,14 @@ impl Task {
     #[inline]
     pub(crate) fn checkpoint(&self) -> Result<()> {
         let h = self.header();
-        let passed = h.coop.get();
-        if passed >= COOP_BUDGET
+        if h.state.coop() >= COOP_BUDGET
             || h.state.has(CHECKPOINT_SLOW)
             || NO_WAIT.with(|n| n.get()) != 0
             || std::thread::panicking()
         {
             return self.checkpoint_slow();
         }
-        h.coop.set(passed + 1);
+        h.state.count_coop();
         Ok(())
     }
 
@@ -509,7 +511,7 @@ impl Task {
                 Err(e)
             }
             None if unwinding_a_panic => Err(unwinding_a_panic_error()),
-            None if h.coop.get() >= COOP_BUDGET => {
+            None if h.state.coop() >= COOP_BUDGET => {
                 if let Some(sched) = h.sched().filter(|_| !h.state.has(UNWINDING)) {
                     sched.budget_spent();
                 }
@@ -517,7 +519,7 @@ impl Task {
                 self.cancelled()
             }
             None => {
-                h.coop.set(h.coop.get() + 1);
+                h.state.count_coop();
                 Ok(())
             }
         }
