@@ -850,27 +850,38 @@ mod tests {
         assert!(std::mem::size_of::<Waiter>() <= 40);
     }
 
+    /// A fiber in a `select!` on both ends of the rendezvous `chan`, once
+    /// both its registrations are queued (its offer parked). It returns
+    /// `None` if its send won, or the value its receive got.
+    fn select_on_both_ends(
+        chan: &Chan<Counted>,
+        drops: &Rc<Cell<u32>>,
+    ) -> crate::Fiber<Option<u32>> {
+        let (c, d) = (chan.clone(), drops.clone());
+        let both = spawn(move || {
+            Ok(crate::select! {
+                send(c, counted(1, &d)) -> r => { r?; None },
+                recv(c) -> v => Some(v?.n),
+            })
+        });
+        settle();
+        assert_eq!(
+            queues(chan),
+            (2, 1, 1),
+            "both kinds queued, the offer parked"
+        );
+        both
+    }
+
     #[test]
     fn a_select_on_both_ends_of_a_rendezvous_gives_its_value_to_a_receiver() {
         block_on(|| {
             let drops = Rc::new(Cell::new(0));
             let chan: Chan<Counted> = Chan::bounded(0);
-            let (c, d) = (chan.clone(), drops.clone());
-            let both = spawn(move || {
-                Ok(crate::select! {
-                    send(c, counted(1, &d)) -> r => { r?; "sent" },
-                    recv(c) -> v => { v?; "received" },
-                })
-            });
-            settle();
-            assert_eq!(
-                queues(&chan),
-                (2, 1, 1),
-                "both kinds queued, the offer parked"
-            );
+            let both = select_on_both_ends(&chan, &drops);
             assert_eq!(chan.recv()?.n, 1, "its send is received");
             settle();
-            assert_eq!(both.join()?, "sent");
+            assert_eq!(both.join()?, None, "its send won");
             assert_eq!(queues(&chan), (0, 0, 0), "its receive is undone");
             assert_eq!(drops.get(), 1);
             Ok(())
@@ -883,18 +894,10 @@ mod tests {
         block_on(|| {
             let drops = Rc::new(Cell::new(0));
             let chan: Chan<Counted> = Chan::bounded(0);
-            let (c, d) = (chan.clone(), drops.clone());
-            let both = spawn(move || {
-                Ok(crate::select! {
-                    send(c, counted(1, &d)) -> r => { r?; 0 },
-                    recv(c) -> v => v?.n,
-                })
-            });
-            settle();
-            assert_eq!(queues(&chan), (2, 1, 1));
+            let both = select_on_both_ends(&chan, &drops);
             chan.send(counted(2, &drops))?;
             settle();
-            assert_eq!(both.join()?, 2, "its receive got the value");
+            assert_eq!(both.join()?, Some(2), "its receive got the value");
             assert_eq!(queues(&chan), (0, 0, 0), "its send is undone");
             assert_eq!(drops.get(), 2, "the unsent value dropped, once");
             Ok(())
