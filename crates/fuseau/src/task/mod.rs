@@ -328,9 +328,9 @@ pub(crate) struct Task<B: ?Sized = dyn Body> {
 /// The part of a fiber that depends on its body's type.
 pub(crate) trait Body: 'static {
     /// Runs the body (once) and keeps its `Ok` value for the joiner, if
-    /// `keep` says the fiber's handle still wants it (read once the body
-    /// returns). Called on the fiber's own stack.
-    fn run(&self, keep: &dyn Fn() -> bool) -> Result<()>;
+    /// the fiber's handle still wants it once the body returns (`header`'s
+    /// state says). Called on the fiber's own stack.
+    fn run(&self, header: &Header) -> Result<()>;
     /// Drops the body of a fiber that will never run.
     fn discard(&self);
 }
@@ -401,12 +401,12 @@ impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Task<Closure<T, F>> {
 }
 
 impl<T: 'static, F: FnOnce() -> Result<T> + 'static> Body for Closure<T, F> {
-    fn run(&self, keep: &dyn Fn() -> bool) -> Result<()> {
+    fn run(&self, header: &Header) -> Result<()> {
         let BodyStage::Closure(body) = self.stage.take() else {
             unreachable!("a fiber body runs once");
         };
         let value = body()?;
-        if keep() {
+        if header.state.output_wanted() {
             self.stage.set(BodyStage::Value(Some(value)));
         } else {
             drop(value);
@@ -459,7 +459,7 @@ impl Task {
     /// Runs the body; on the fiber's own stack.
     pub(crate) fn run_body(&self) -> Result<()> {
         self.header.state.body_started();
-        self.body.run(&|| self.header.state.output_wanted())
+        self.body.run(&self.header)
     }
 
     pub(crate) fn discard_body(&self) {
@@ -612,9 +612,9 @@ impl Header {
     /// Removes the joiner registrations of fiber `joiner`.
     pub(crate) fn remove_joiner(&self, joiner: &Task) {
         let mut removed = Vec::new();
-        let mut kept = self.joiners.take();
-        // `Wakeup`s move out; none is dropped while the list is out.
-        for w in std::mem::take(&mut kept) {
+        let mut kept = ThinVec::new();
+        // `Wakeup`s move; none is dropped while the list is out.
+        for w in self.joiners.take() {
             if w.is_for(joiner) {
                 removed.push(w);
             } else {
