@@ -193,14 +193,16 @@
 
 // The layers, from the bottom (each module imports only from the layers
 // below it; `../shared/tools/module-cycles` checks it):
-// L0: errors, ids, the stack pool, the context switch, timers, the event
-//     loop trait, cross-thread primitives (and the claim word built on them).
+// L0: errors, ids, the stack pool, the context switch, prefetch hints,
+//     timers, the event loop trait, cross-thread primitives (and the claim
+//     word built on them).
 mod claim;
 mod erase;
 mod error;
 mod event_loop;
 mod id;
 mod overflow;
+mod prefetch;
 mod stack;
 mod std_sync;
 mod switch;

@@ -34,6 +34,7 @@ use crate::error::{install_panic_hook, Error, ErrorKind, Result};
 use crate::event_loop::EventLoop;
 use crate::id::FiberId;
 use crate::inbox::{Inbox, Message};
+use crate::prefetch;
 use crate::stack::StackPool;
 use crate::switch::StackBounds;
 use crate::task::{self, Origin, SchedLink, Schedule, Stage, Task, Wakeup};
@@ -322,7 +323,12 @@ impl SchedInner {
             if budget == 0 {
                 return 0;
             }
-            let next = self.run_queue.borrow_mut().pop_front();
+            let next = {
+                let mut queue = self.run_queue.borrow_mut();
+                let next = queue.pop_front();
+                prefetch_next(&queue);
+                next
+            };
             let Some(task) = next else { return budget };
             let ran = Rc::as_ptr(&task);
             self.resume(task);
@@ -540,6 +546,40 @@ impl Drop for SchedInner {
 }
 
 /// The entry function of every fiber, running on the fiber's own stack.
+/// Asks the caches for what the next fibers to run will touch first (see
+/// the `prefetch` module for why): the record of the fiber after the next
+/// one, and the top of the next one's stack, found in its record (which the
+/// previous call asked for).
+///
+/// The top line of the stack is a guess at what the fiber will touch: it is
+/// where its outermost frames are, and it brings the stack's top page into
+/// the TLB, which for a fiber suspended less than a page deep (most are) is
+/// the page the switch lands on. Measured against prefetching from where the
+/// fiber suspended (which needs a word more in every record), or every line
+/// down to there, or further ahead in the queue: no better, or worse.
+///
+/// Nothing when fewer than two fibers wait behind the one about to run: a
+/// queue that short is a hot one (two fibers yielding to each other), where
+/// the hints cost more than they save (8 % on the suite's W2).
+#[inline]
+fn prefetch_next(queue: &VecDeque<Rc<Task>>) {
+    /// A record's reference counts, which `Rc` keeps just before it.
+    const RC_COUNTS: usize = 2 * std::mem::size_of::<usize>();
+    if queue.len() < 2 {
+        return;
+    }
+    let record = Rc::as_ptr(&queue[1]).cast::<u8>();
+    prefetch::lines(
+        record.wrapping_sub(RC_COUNTS),
+        RC_COUNTS + std::mem::size_of::<task::Header>(),
+    );
+    let base = queue[0].header().yielder.bounds().base();
+    // 0: the fiber has no stack yet.
+    if base != 0 {
+        prefetch::lines((base - 1) as *const u8, 1);
+    }
+}
+
 fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<Task>) -> Result<()> {
     let h = task.header();
     let _entered = h.yielder.enter(yielder);
