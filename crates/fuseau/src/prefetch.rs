@@ -26,8 +26,9 @@
 const LINE: usize = 64;
 
 /// Asks the caches for the `bytes` bytes at `start` (every cache line they
-/// touch), for reading soon. A hint: it never blocks on the memory and never
-/// faults. No-op on targets other than x86-64.
+/// touch), for reading soon. A hint: it does not wait for the data and never
+/// faults (it may wait for the address translation: a page walk for an
+/// address out of the TLB). No-op on targets other than x86-64.
 #[inline(always)]
 pub(crate) fn lines(start: *const u8, bytes: usize) {
     let first = start as usize & !(LINE - 1);

@@ -545,7 +545,6 @@ impl Drop for SchedInner {
     }
 }
 
-/// The entry function of every fiber, running on the fiber's own stack.
 /// Asks the caches for what the next fibers to run will touch first (see
 /// the `prefetch` module for why): the record of the fiber after the next
 /// one, and the top of the next one's stack, found in its record (which the
@@ -580,6 +579,7 @@ fn prefetch_next(queue: &VecDeque<Rc<Task>>) {
     }
 }
 
+/// The entry function of every fiber, running on the fiber's own stack.
 fn fiber_main(yielder: &Yielder<(), ()>, task: Rc<Task>) -> Result<()> {
     let h = task.header();
     let _entered = h.yielder.enter(yielder);
