@@ -559,3 +559,109 @@ fn loom_shared_close_vs_blocked_sender() {
         assert_eq!(chan.try_recv(), Err(TryRecvError::Closed));
     });
 }
+
+/// A blocked receiver racing a fast send (the lock-free path of
+/// `shared_chan.rs`): the sender saw the gate down, or the receiver sees
+/// the value when it looks again; the value is received either way.
+#[test]
+fn loom_shared_fast_send_vs_blocked_receiver() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(2);
+        let c = chan.clone();
+        let sender = thread::spawn(move || c.try_send(1));
+        assert_eq!(chan.recv().unwrap(), 1);
+        assert_eq!(sender.join().unwrap(), Ok(()));
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// A sender blocked on a full channel racing a fast receive that frees the
+/// room: its value moves in, it is woken, and nothing is lost or reordered.
+#[test]
+fn loom_shared_fast_recv_vs_blocked_sender() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(1).unwrap();
+        let c = chan.clone();
+        let receiver = thread::spawn(move || c.try_recv());
+        chan.send(2).unwrap();
+        let first = receiver.join().unwrap();
+        let rest: Vec<u32> = std::iter::from_fn(|| chan.try_recv().ok()).collect();
+        match first {
+            Ok(1) => assert_eq!(rest, [2]),
+            Err(TryRecvError::Empty) => unreachable!("the buffer was full"),
+            other => panic!("received {other:?}"),
+        }
+    });
+}
+
+/// A fast send racing `close` and a blocked receiver: a send that returned
+/// `Ok` is received before `Closed`, and after `Closed` nothing is left
+/// (close rule 4 of `shared_chan.rs`).
+#[test]
+fn loom_shared_fast_send_vs_close() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(1);
+        let c = chan.clone();
+        let receiver = thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match c.recv() {
+                    Ok(v) => got.push(v),
+                    Err(e) => {
+                        assert_eq!(e.kind(), ErrorKind::Closed);
+                        return got;
+                    }
+                }
+            }
+        });
+        let c = chan.clone();
+        let sender = thread::spawn(move || c.try_send(7));
+        chan.close();
+        let sent = sender.join().unwrap();
+        let got = receiver.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(got, [7]),
+            Err(TrySendError::Closed(7)) => assert!(got.is_empty()),
+            other => panic!("sent {other:?}"),
+        }
+        assert_eq!(
+            chan.try_recv(),
+            Err(TryRecvError::Closed),
+            "nothing stranded"
+        );
+    });
+}
+
+/// Two fast receives racing a sender that blocks on a full channel: the
+/// claimed sender's value lands in the buffer, or in the overflow when a
+/// fast send took the room first; every value is received once, the
+/// sender's after the one buffered before it.
+#[test]
+fn loom_shared_straggling_send_vs_claimed_sender() {
+    model(|| {
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(1).unwrap();
+        let c = chan.clone();
+        let blocked = thread::spawn(move || c.send(2));
+        let c = chan.clone();
+        let straggler = thread::spawn(move || c.try_send(3));
+        let mut got = vec![];
+        while got.len() < 2 {
+            if let Ok(v) = chan.try_recv() {
+                got.push(v);
+            } else {
+                thread::yield_now();
+            }
+        }
+        blocked.join().unwrap().unwrap();
+        let third = straggler.join().unwrap();
+        got.extend(std::iter::from_fn(|| chan.try_recv().ok()));
+        if third.is_ok() {
+            got.sort_unstable();
+            assert_eq!(got, [1, 2, 3]);
+        } else {
+            assert_eq!(got, [1, 2]);
+        }
+    });
+}

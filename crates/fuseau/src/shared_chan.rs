@@ -3,11 +3,24 @@
 //!
 //! # Design
 //!
-//! Go's `hchan`: one mutex over the state (a ring buffer and two FIFO
-//! queues of waiters), no lock-free structure of our own. A waiting
-//! receiver is handed a value directly by the sender that comes along; a
-//! waiting sender's value is taken directly by a receiver (or moved into the
-//! buffer when room frees up).
+//! Two paths, as in crossbeam-channel and Go's `hchan`:
+//!
+//! * **The fast path**, while nobody waits: values go through a lock-free
+//!   [`Buffer`] (crossbeam's `ArrayQueue`, or `SegQueue` when unbounded)
+//!   with no lock at all. Between a producer and a consumer on two cores
+//!   that is what keeps the channel's cost at the buffer's, instead of a
+//!   mutex's cache line moving between the cores on every operation.
+//! * **The slow path**, Go's `hchan`: a mutex over the two FIFO queues of
+//!   waiters ([`State`]). A waiting receiver is handed a value directly by
+//!   the operation that makes one available; a waiting sender's value is
+//!   taken directly by a receiver (or moved into the buffer when room frees
+//!   up). A rendezvous channel (capacity 0) has no buffer and always takes
+//!   this path.
+//!
+//! The fast path runs only while the *gate* is zero: the number of queued
+//! waiters and of values parked beside the buffer (below), republished at
+//! the end of every critical section. An operation that cannot complete at
+//! once, or that finds the gate up, takes the lock.
 //!
 //! Handing over completes the waiter's wait, which may be one branch of a
 //! `select` whose other branches other threads (or this one) may complete
@@ -17,11 +30,49 @@
 //! one when its wait ends. A waiter whose word cannot be claimed (its wait
 //! ended, or another branch won) is skipped.
 //!
-//! # Ownership rules
+//! # Races between the paths
+//!
+//! A fast operation checks the gate, then works on the buffer: it may be a
+//! *straggler* that saw the gate down just before a waiter raised it. The
+//! protocol makes stragglers harmless:
+//!
+//! 1. **No lost wake-up (Dekker's pattern).** A waiter raises the gate
+//!    (publishes its entry), then a `SeqCst` fence, then checks again
+//!    whether it must wait; a fast operation changes the buffer, then a
+//!    `SeqCst` fence, then reads the gate. So either the waiter sees the
+//!    change (and does not wait), or the fast operation sees the gate up
+//!    and *settles* the channel under the lock: hands buffered values to
+//!    waiting receivers, moves waiting senders' values into free room.
+//! 2. **A claim comes before the value it hands.** Settling claims a
+//!    receiver first, then pops the value for it: a value popped is never
+//!    left without an owner (a lock-free queue cannot take a value back at
+//!    its front). If a straggler emptied the buffer in between, the
+//!    receiver's claim is empty: it polls again and waits again, as after
+//!    a spurious wake-up, and nothing was taken from anybody.
+//! 3. **Overflow.** A waiting sender's value is claimed, then pushed into
+//!    the room a receive freed; if a straggling send took that room first,
+//!    the value goes to `overflow`, the logical tail of the buffer, which
+//!    keeps the gate up until it drains into the buffer.
+//! 4. **Close.** A fast send counts itself in flight, in the word that
+//!    also holds the closed flag, from its check of the flag to the end of
+//!    its push (one `fetch_add`, one `fetch_sub`: the word's modification
+//!    order puts each send wholly before or after the close). A receiver
+//!    reports `Closed` only when it reads the flag with nothing in flight,
+//!    and then finds the buffer empty; a send in flight at the close
+//!    settles once its value is in, which wakes the receivers. So no
+//!    receiver sees `Closed` and then a value, and a send that returned
+//!    `Ok` is received.
+//!
+//! Values are FIFO: per channel, through `head` (values put back by a
+//! receive event dropped unpolled), the buffer, then `overflow`. Blocked
+//! senders and receivers are served FIFO. Operations racing each other have
+//! no order between them, as with any channel.
+//!
+//! # Ownership rules (the slow path)
 //!
 //! 1. Everything in [`State`] is read and written under its mutex only, and
 //!    no user code runs under it: values are dropped, and waiters woken,
-//!    after it is released.
+//!    after it is released ([`Locked`] wakes them when it unlocks).
 //! 2. A waiter's entry is added by its owner (a fiber's event, or a blocked
 //!    thread) and removed either by its owner (unregistration) or, for a
 //!    receiver, by whoever finds its word not waiting any more, or by
@@ -37,12 +88,12 @@
 //!    claim, to `handed`, under the receiver's entry id; the receiver (its
 //!    event's `poll`, or the blocked thread) takes it from there. An event
 //!    dropped with a value still there puts it back at the front of the
-//!    channel.
-//! 5. Receivers wait only while the buffer is empty, senders only while it
+//!    channel (`head`).
+//! 5. Receivers wait only while the channel is empty, senders only while it
 //!    is full (for a rendezvous: always, until a receiver comes). A fiber
-//!    polls and registers under two different locks, so its registration
-//!    checks again, under the lock, whether it would have to wait: if not,
-//!    it wakes itself instead of waiting (its wait then polls again).
+//!    polls and registers in two steps, so its registration checks again,
+//!    after raising the gate, whether it would have to wait: if not, it
+//!    wakes itself instead of waiting (its wait then polls again).
 //! 6. Fibers are woken through their `Waker` (the claim word holds it): on
 //!    another thread it goes through the scheduler's inbox, and the fiber's
 //!    record is never touched from another thread. A blocked plain thread
@@ -52,9 +103,12 @@ use std::borrow::Borrow;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::{Wake, Waker};
+
+use crossbeam_utils::CachePadded;
 
 use crate::cancel::{CancelHandle, Unregister};
 use crate::chan::{closed, send_outcome, TryRecvError, TrySendError};
@@ -62,9 +116,8 @@ use crate::claim::Claim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{wait_for, Event};
 use crate::scheduler::context::in_fiber;
-use crate::std_sync::{lock, Condvar, Mutex};
+use crate::std_sync::{fence, lock, AtomicUsize, Buffer, Condvar, Mutex, MutexGuard, Ordering};
 use crate::task::{scheduler_on_this_thread, Wakeup};
-
 /// A channel between fibers of any schedulers (and threads), as in Go.
 ///
 /// [`Chan`](crate::Chan)'s methods and events, with the same semantics,
@@ -87,9 +140,11 @@ use crate::task::{scheduler_on_this_thread, Wakeup};
 /// refuse to block outside its fibers (they would stall them) and return
 /// an [`ErrorKind::Other`] error instead.
 ///
-/// It costs a mutex per operation and a message through the scheduler's
-/// inbox per cross-thread wake-up: between fibers of one thread, prefer
-/// [`Chan`](crate::Chan).
+/// While nobody waits, a send or a receive is one operation on a lock-free
+/// queue (crossbeam's); an operation that must wait, or that finds someone
+/// waiting, takes a mutex, and a cross-thread wake-up is a message through
+/// the scheduler's inbox. Between fibers of one thread, prefer
+/// [`Chan`](crate::Chan), which needs no atomics.
 ///
 /// # Examples
 ///
@@ -145,24 +200,46 @@ use crate::task::{scheduler_on_this_thread, Wakeup};
 /// # Ok::<(), fuseau::Error>(())
 /// ```
 pub struct SharedChan<T> {
-    state: Arc<Mutex<State<T>>>,
+    inner: Arc<Inner<T>>,
 }
 
+/// A channel, shared by its handles.
+struct Inner<T> {
+    /// Queued waiters plus values in `head` and `overflow`: the fast paths
+    /// run only while it is 0. Written under the lock only ([`Locked`]),
+    /// read by anyone.
+    gate: CachePadded<AtomicUsize>,
+    /// [`CLOSED`], set once under the lock by `close`, plus [`IN_FLIGHT`]
+    /// for each fast send between its check of the flag and the end of its
+    /// push (close rule 4 of the module docs). One word, so that a send's
+    /// check and a close are ordered by the word's modification order.
+    sending: CachePadded<AtomicUsize>,
+    /// `None` for no limit.
+    capacity: Option<usize>,
+    buffer: Buffer<T>,
+    state: Mutex<State<T>>,
+}
+
+/// The flag of [`Inner::sending`].
+const CLOSED: usize = 1;
+/// One fast send in flight, in [`Inner::sending`].
+const IN_FLIGHT: usize = 2;
+
+/// The slow path's state (ownership rules in the module docs).
 struct State<T> {
-    buffer: VecDeque<T>,
-    /// How many values the buffer may hold; [`UNBOUNDED`] for no limit.
-    capacity: usize,
-    closed: bool,
     receivers: VecDeque<Waiter<T>>,
     senders: VecDeque<Waiter<T>>,
     /// Values handed to claimed receivers, by entry id, until they take
     /// them (rule 4).
     handed: Vec<(u64, T)>,
+    /// Values put back by receive events dropped unpolled: the front of the
+    /// channel, before the buffer (they may exceed its capacity).
+    head: VecDeque<T>,
+    /// Values of claimed senders that found their room taken by a
+    /// straggling send: the tail of the channel, after the buffer.
+    overflow: VecDeque<T>,
     next_id: u64,
 }
-
-/// The capacity of an unbounded channel (as in `chan.rs`).
-const UNBOUNDED: usize = usize::MAX;
 
 /// A waiter's entry in a queue: its wait's claim word and the branch to
 /// claim it for; for a sender, the value it offers (rule 3).
@@ -174,87 +251,20 @@ struct Waiter<T> {
 }
 
 impl<T> State<T> {
-    fn new(capacity: usize) -> State<T> {
+    fn new() -> State<T> {
         State {
-            buffer: VecDeque::new(),
-            capacity,
-            closed: false,
             receivers: VecDeque::new(),
             senders: VecDeque::new(),
             handed: Vec::new(),
+            head: VecDeque::new(),
+            overflow: VecDeque::new(),
             next_id: 0,
         }
     }
 
-    /// Hands `value` to the first waiting receiver whose wait can be
-    /// claimed, and returns its claim (to wake once the lock is released);
-    /// else gives `value` back. Receivers that cannot be claimed are
-    /// dropped on the way (rule 2).
-    fn hand_to_receiver(&mut self, value: T) -> std::result::Result<Arc<Claim>, T> {
-        while let Some(receiver) = self.receivers.pop_front() {
-            if receiver.claim.try_claim(receiver.branch) {
-                self.handed.push((receiver.id, value));
-                return Ok(receiver.claim);
-            }
-        }
-        Err(value)
-    }
-
-    /// Takes the value of the first waiting sender whose wait can be
-    /// claimed, with its claim (to wake). Senders that cannot be claimed
-    /// stay: their owners take their values back (rule 3).
-    fn take_from_sender(&mut self) -> Option<(T, Arc<Claim>)> {
-        let i = self
-            .senders
-            .iter()
-            .position(|s| s.claim.try_claim(s.branch))?;
-        let sender = self.senders.remove(i).expect("found above");
-        let value = sender.value.expect("a queued sender holds its value");
-        Some((value, sender.claim))
-    }
-
-    /// Sends without waiting; the claim of a receiver that was handed the
-    /// value, to wake.
-    fn try_send(
-        &mut self,
-        value: T,
-    ) -> (std::result::Result<(), TrySendError<T>>, Option<Arc<Claim>>) {
-        if self.closed {
-            return (Err(TrySendError::Closed(value)), None);
-        }
-        let value = match self.hand_to_receiver(value) {
-            Ok(claim) => return (Ok(()), Some(claim)),
-            Err(value) => value,
-        };
-        if self.buffer.len() < self.capacity {
-            self.buffer.push_back(value);
-            (Ok(()), None)
-        } else {
-            (Err(TrySendError::Full(value)), None)
-        }
-    }
-
-    /// Receives without waiting; the claim of a sender whose value was
-    /// taken, to wake.
-    fn try_recv(&mut self) -> (std::result::Result<T, TryRecvError>, Option<Arc<Claim>>) {
-        if let Some(value) = self.buffer.pop_front() {
-            // Room freed up: the first waiting sender's value moves in.
-            let mut woken = None;
-            if !self.closed && self.buffer.len() < self.capacity {
-                if let Some((v, claim)) = self.take_from_sender() {
-                    self.buffer.push_back(v);
-                    woken = Some(claim);
-                }
-            }
-            return (Ok(value), woken);
-        }
-        if !self.closed {
-            if let Some((value, claim)) = self.take_from_sender() {
-                return (Ok(value), Some(claim));
-            }
-            return (Err(TryRecvError::Empty), None);
-        }
-        (Err(TryRecvError::Closed), None)
+    /// What keeps the fast paths shut.
+    fn gate(&self) -> usize {
+        self.receivers.len() + self.senders.len() + self.head.len() + self.overflow.len()
     }
 
     /// Queues a waiter (rule 2); its entry id.
@@ -298,24 +308,192 @@ impl<T> State<T> {
         Some(self.handed.swap_remove(i).1)
     }
 
-    /// Puts back a value that was handed to a receiver that never took it:
-    /// to the next waiting receiver, else at the front of the buffer.
-    fn put_back(&mut self, value: T) -> Option<Arc<Claim>> {
-        match self.hand_to_receiver(value) {
-            Ok(claim) => Some(claim),
-            Err(value) => {
-                self.buffer.push_front(value);
-                None
+    /// Takes the value of the first waiting sender whose wait can be
+    /// claimed, with its claim (to wake). Senders that cannot be claimed
+    /// stay: their owners take their values back (rule 3).
+    fn take_from_sender(&mut self) -> Option<(T, Arc<Claim>)> {
+        let i = self
+            .senders
+            .iter()
+            .position(|s| s.claim.try_claim(s.branch))?;
+        let sender = self.senders.remove(i).expect("found above");
+        let value = sender.value.expect("a queued sender holds its value");
+        Some((value, sender.claim))
+    }
+
+    /// The first receiver whose wait can be claimed, claimed; receivers
+    /// that cannot be claimed are dropped on the way (rule 2).
+    fn claim_receiver(&mut self) -> Option<Waiter<T>> {
+        while let Some(receiver) = self.receivers.pop_front() {
+            if receiver.claim.try_claim(receiver.branch) {
+                return Some(receiver);
             }
         }
+        None
+    }
+}
+
+/// The state under the lock, with the channel it belongs to. Dropping it
+/// republishes the gate, unlocks, then wakes the waiters the critical
+/// section completed (rule 1).
+struct Locked<'a, T> {
+    state: Option<MutexGuard<'a, State<T>>>,
+    inner: &'a Inner<T>,
+    woken: Vec<Arc<Claim>>,
+}
+
+impl<T> Deref for Locked<'_, T> {
+    type Target = State<T>;
+
+    fn deref(&self) -> &State<T> {
+        self.state.as_ref().expect("locked until dropped")
+    }
+}
+
+impl<T> DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        self.state.as_mut().expect("locked until dropped")
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        self.publish();
+        drop(self.state.take());
+        for claim in self.woken.drain(..) {
+            claim.wake();
+        }
+    }
+}
+
+impl<T> Locked<'_, T> {
+    /// Republishes the gate (only when it changes: readers on other cores
+    /// keep their copy of the line).
+    fn publish(&self) {
+        let gate = self.gate();
+        if self.inner.gate.load(Ordering::Relaxed) != gate {
+            self.inner.gate.store(gate, Ordering::SeqCst);
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.inner.closed()
+    }
+
+    /// Brings the channel back to its invariants after fast operations that
+    /// raced the waiters (rules 1 to 4 of "Races between the paths"):
+    /// `overflow` drains into the buffer; buffered values go to waiting
+    /// receivers; waiting senders' values fill free room; once closed,
+    /// receivers left waiting are woken (to see `Closed`).
+    fn settle(&mut self) {
+        let buffer = &self.inner.buffer;
+        loop {
+            let mut progress = false;
+            while let Some(value) = self.overflow.pop_front() {
+                if let Err(value) = buffer.push(value) {
+                    self.overflow.push_front(value);
+                    break;
+                }
+            }
+            while !self.receivers.is_empty() && (!self.head.is_empty() || !buffer.is_empty()) {
+                let Some(receiver) = self.claim_receiver() else {
+                    break;
+                };
+                // Claimed first, then the value (rule 2): none, if a
+                // straggler took the last one meanwhile.
+                let value = self.head.pop_front().or_else(|| buffer.pop());
+                if let Some(value) = value {
+                    self.handed.push((receiver.id, value));
+                }
+                self.woken.push(receiver.claim);
+                progress = true;
+            }
+            while !self.closed()
+                && self.overflow.is_empty()
+                && !buffer.is_full()
+                && !self.senders.is_empty()
+            {
+                let Some((value, claim)) = self.take_from_sender() else {
+                    break;
+                };
+                if let Err(value) = buffer.push(value) {
+                    self.overflow.push_back(value); // rule 3
+                }
+                self.woken.push(claim);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        if self.closed() {
+            let receivers = std::mem::take(&mut self.receivers);
+            self.woken.extend(receivers.into_iter().map(|r| r.claim));
+        }
+    }
+
+    /// Sends without waiting (the slow path).
+    fn try_send(&mut self, value: T) -> std::result::Result<(), TrySendError<T>> {
+        self.settle();
+        if self.closed() {
+            return Err(TrySendError::Closed(value));
+        }
+        // Receivers wait only while the channel is empty: hand it over.
+        if let Some(receiver) = self.claim_receiver() {
+            self.handed.push((receiver.id, value));
+            self.woken.push(receiver.claim);
+            return Ok(());
+        }
+        // Room, and no sender queued before us (settled: they would fill it).
+        if self.senders.is_empty() && self.overflow.is_empty() {
+            if let Err(value) = self.inner.buffer.push(value) {
+                return Err(TrySendError::Full(value));
+            }
+            return Ok(());
+        }
+        Err(TrySendError::Full(value))
+    }
+
+    /// Receives without waiting (the slow path).
+    fn try_recv(&mut self) -> std::result::Result<T, TryRecvError> {
+        self.settle();
+        let buffer = &self.inner.buffer;
+        if let Some(value) = self
+            .head
+            .pop_front()
+            .or_else(|| buffer.pop())
+            .or_else(|| self.overflow.pop_front())
+        {
+            self.settle(); // room freed up: a waiting sender's value moves in
+            return Ok(value);
+        }
+        let sending = self.inner.sending.load(Ordering::SeqCst);
+        if sending & CLOSED == 0 {
+            // A rendezvous: take it from a waiting sender.
+            return match self.take_from_sender() {
+                Some((value, claim)) => {
+                    self.woken.push(claim);
+                    Ok(value)
+                }
+                None => Err(TryRecvError::Empty),
+            };
+        }
+        // Closed: drained only once no send is in flight (close rule 4),
+        // and then the buffer must be looked at again.
+        if sending != CLOSED {
+            return Err(TryRecvError::Empty);
+        }
+        buffer.pop().ok_or(TryRecvError::Closed)
     }
 
     /// `true` if a receiver of the wait of `claim` need not wait (rule 5):
     /// a value is there, a sender of another wait waits, or the channel is
-    /// closed.
+    /// closed with no send in flight.
     fn recv_ready(&self, claim: &Arc<Claim>) -> bool {
-        !self.buffer.is_empty()
-            || self.closed
+        !self.inner.buffer.is_empty()
+            || !self.head.is_empty()
+            || !self.overflow.is_empty()
+            || self.inner.sending.load(Ordering::SeqCst) == CLOSED
             || self
                 .senders
                 .iter()
@@ -324,26 +502,95 @@ impl<T> State<T> {
 
     /// `true` if a sender of the wait of `claim` need not wait (rule 5).
     fn send_ready(&self, claim: &Arc<Claim>) -> bool {
-        self.closed
-            || self.buffer.len() < self.capacity
+        self.closed()
+            || (self.overflow.is_empty() && !self.inner.buffer.is_full())
             || self
                 .receivers
                 .iter()
                 .any(|r| !Arc::ptr_eq(&r.claim, claim) && r.claim.is_waiting())
     }
+
+    /// Puts back a value that was handed to a receiver that never took it:
+    /// to the next waiting receiver, else at the front of the channel.
+    fn put_back(&mut self, value: T) {
+        match self.claim_receiver() {
+            Some(receiver) => {
+                self.handed.push((receiver.id, value));
+                self.woken.push(receiver.claim);
+            }
+            None => self.head.push_front(value),
+        }
+    }
 }
 
-/// Wakes the waiter a channel operation completed, if it did.
-fn wake(woken: Option<Arc<Claim>>) {
-    if let Some(claim) = woken {
-        claim.wake();
+impl<T> Inner<T> {
+    fn closed(&self) -> bool {
+        self.sending.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    fn lock(&self) -> Locked<'_, T> {
+        Locked {
+            state: Some(lock(&self.state)),
+            inner: self,
+            woken: Vec::new(),
+        }
+    }
+
+    /// The fast send: `Err` gives the value back for the slow path (the
+    /// gate is up, the channel closed or full).
+    fn send_fast(&self, value: T) -> std::result::Result<(), T> {
+        if self.gate.load(Ordering::SeqCst) != 0 {
+            return Err(value);
+        }
+        if self.sending.fetch_add(IN_FLIGHT, Ordering::SeqCst) & CLOSED != 0 {
+            self.sending.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
+            return Err(value);
+        }
+        let pushed = self.buffer.push(value);
+        let sending = self.sending.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
+        if pushed.is_ok() {
+            // A straggler (rule 1), or a send in flight at a close (rule 4).
+            fence(Ordering::SeqCst);
+            if self.gate.load(Ordering::SeqCst) != 0 || sending & CLOSED != 0 {
+                self.lock().settle();
+            }
+        }
+        pushed
+    }
+
+    /// The fast receive: `None` if the gate is up or the buffer empty.
+    fn recv_fast(&self) -> Option<T> {
+        if self.gate.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        let value = self.buffer.pop()?;
+        // A straggler: a sender may have queued for the room (rule 1).
+        fence(Ordering::SeqCst);
+        if self.gate.load(Ordering::SeqCst) != 0 {
+            self.lock().settle();
+        }
+        Some(value)
+    }
+
+    fn try_send(&self, value: T) -> std::result::Result<(), TrySendError<T>> {
+        match self.send_fast(value) {
+            Ok(()) => Ok(()),
+            Err(value) => self.lock().try_send(value),
+        }
+    }
+
+    fn try_recv(&self) -> std::result::Result<T, TryRecvError> {
+        match self.recv_fast() {
+            Some(value) => Ok(value),
+            None => self.lock().try_recv(),
+        }
     }
 }
 
 impl<T> Clone for SharedChan<T> {
     fn clone(&self) -> Self {
         SharedChan {
-            state: self.state.clone(),
+            inner: self.inner.clone(),
         }
     }
 }
@@ -368,7 +615,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// # Ok::<(), fuseau::Error>(())
     /// ```
     pub fn new() -> SharedChan<T> {
-        SharedChan::with_capacity(UNBOUNDED)
+        SharedChan::with_capacity(None)
     }
 
     /// A channel that holds at most `capacity` values; `send` waits while
@@ -389,17 +636,19 @@ impl<T: Send + 'static> SharedChan<T> {
     /// assert!(matches!(rendezvous.try_send(3), Err(TrySendError::Full(3))));
     /// ```
     pub fn bounded(capacity: usize) -> SharedChan<T> {
-        SharedChan::with_capacity(capacity)
+        SharedChan::with_capacity(Some(capacity))
     }
 
-    fn with_capacity(capacity: usize) -> SharedChan<T> {
+    fn with_capacity(capacity: Option<usize>) -> SharedChan<T> {
         SharedChan {
-            state: Arc::new(Mutex::new(State::new(capacity))),
+            inner: Arc::new(Inner {
+                gate: CachePadded::new(AtomicUsize::new(0)),
+                sending: CachePadded::new(AtomicUsize::new(0)),
+                capacity,
+                buffer: Buffer::new(capacity),
+                state: Mutex::new(State::new()),
+            }),
         }
-    }
-
-    fn lock(&self) -> crate::std_sync::MutexGuard<'_, State<T>> {
-        lock(&self.state)
     }
 
     /// Sends `value`, waiting while a bounded channel is full (for a
@@ -491,9 +740,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// assert_eq!(chan.try_send(3), Err(TrySendError::Closed(3)));
     /// ```
     pub fn try_send(&self, value: T) -> std::result::Result<(), TrySendError<T>> {
-        let (result, woken) = self.lock().try_send(value);
-        wake(woken);
-        result
+        self.inner.try_send(value)
     }
 
     /// Receives a value if one is ready: buffered, or offered by a waiting
@@ -519,9 +766,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// # Ok::<(), fuseau::Error>(())
     /// ```
     pub fn try_recv(&self) -> std::result::Result<T, TryRecvError> {
-        let (result, woken) = self.lock().try_recv();
-        wake(woken);
-        result
+        self.inner.try_recv()
     }
 
     /// Closes the channel: sends fail from now on; receivers get the values
@@ -540,22 +785,16 @@ impl<T: Send + 'static> SharedChan<T> {
     /// assert!(chan.is_closed());
     /// ```
     pub fn close(&self) {
-        let (receivers, senders) = {
-            let mut state = self.lock();
-            if state.closed {
-                return;
-            }
-            state.closed = true;
-            // Senders stay queued, holding their values (rule 3).
-            let senders: Vec<Arc<Claim>> = state.senders.iter().map(|s| s.claim.clone()).collect();
-            (std::mem::take(&mut state.receivers), senders)
-        };
-        for receiver in receivers {
-            receiver.claim.wake();
+        let mut locked = self.inner.lock();
+        if self.inner.sending.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED != 0 {
+            return;
         }
-        for claim in senders {
-            claim.wake();
-        }
+        // Senders stay queued, holding their values (rule 3); woken, they
+        // take them back.
+        let senders: Vec<Arc<Claim>> = locked.senders.iter().map(|s| s.claim.clone()).collect();
+        locked.woken.extend(senders);
+        // Receivers are woken (after those handed what is buffered).
+        locked.settle();
     }
 
     /// `true` once [`close`](SharedChan::close) was called. Thread-safe.
@@ -569,7 +808,7 @@ impl<T: Send + 'static> SharedChan<T> {
     /// assert!(chan.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.inner.closed()
     }
 
     /// How many values are buffered (not counting those of blocked senders
@@ -584,7 +823,8 @@ impl<T: Send + 'static> SharedChan<T> {
     /// assert_eq!(chan.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.lock().buffer.len()
+        let locked = self.inner.lock();
+        locked.head.len() + self.inner.buffer.len() + locked.overflow.len()
     }
 
     /// `true` if no value is buffered. Thread-safe.
@@ -679,28 +919,25 @@ impl<T: Send + 'static> SharedChan<T> {
         let parker = Arc::new(Parker::new());
         let waker = Waker::from(parker.clone());
         loop {
+            match self.inner.try_send(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => {
+                    drop(v);
+                    return Err(closed());
+                }
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            if let Err(e) = Self::check_may_block("SharedChan::send") {
+                drop(value);
+                return Err(e);
+            }
             let claim = Arc::new(Claim::new(waker.clone()));
-            let id = {
-                let mut state = self.lock();
-                match state.try_send(value) {
-                    (Ok(()), woken) => {
-                        drop(state);
-                        wake(woken);
-                        return Ok(());
-                    }
-                    (Err(TrySendError::Closed(v)), _) => {
-                        drop(state);
-                        drop(v);
-                        return Err(closed());
-                    }
-                    (Err(TrySendError::Full(v)), _) => {
-                        if let Err(e) = Self::check_may_block("SharedChan::send") {
-                            drop(state);
-                            drop(v);
-                            return Err(e);
-                        }
-                        state.push_waiter(false, claim.clone(), 0, Some(v))
-                    }
+            let id = match self.register(false, claim.clone(), 0, Some(value)) {
+                Ok(id) => id,
+                Err(v) => {
+                    // Ready after all (rule 5): try again.
+                    value = v.expect("a sender's value comes back");
+                    continue;
                 }
             };
             parker.park();
@@ -708,8 +945,9 @@ impl<T: Send + 'static> SharedChan<T> {
                 return Ok(()); // A receiver took the value.
             }
             // Woken by `close`: take the value back (rule 3) and try again.
-            let entry = self.unregister(false, id);
-            value = entry.expect("an unclaimed sender's value stays queued");
+            value = self
+                .unregister(false, id)
+                .expect("an unclaimed sender's value stays queued");
         }
     }
 
@@ -718,28 +956,25 @@ impl<T: Send + 'static> SharedChan<T> {
         let parker = Arc::new(Parker::new());
         let waker = Waker::from(parker.clone());
         loop {
+            match self.inner.try_recv() {
+                Ok(value) => return Ok(value),
+                Err(TryRecvError::Closed) => return Err(closed()),
+                Err(TryRecvError::Empty) => {}
+            }
+            Self::check_may_block("SharedChan::recv")?;
             let claim = Arc::new(Claim::new(waker.clone()));
-            let id = {
-                let mut state = self.lock();
-                match state.try_recv() {
-                    (Ok(value), woken) => {
-                        drop(state);
-                        wake(woken);
-                        return Ok(value);
-                    }
-                    (Err(TryRecvError::Closed), _) => return Err(closed()),
-                    (Err(TryRecvError::Empty), _) => {
-                        Self::check_may_block("SharedChan::recv")?;
-                        state.push_waiter(true, claim.clone(), 0, None)
-                    }
-                }
+            let Ok(id) = self.register(true, claim.clone(), 0, None) else {
+                continue; // Ready after all (rule 5).
             };
             parker.park();
             if claim.end().is_some() {
-                let value = self.take_handed(id);
-                return Ok(value.expect("a claimed receiver was handed a value"));
+                if let Some(value) = self.take_handed(id) {
+                    return Ok(value);
+                }
+                // An empty claim: a straggler took the value ("Races
+                // between the paths", rule 2). Try again.
             }
-            // Woken by `close`: try again.
+            // Or woken by `close`: try again.
             self.unregister(true, id);
         }
     }
@@ -758,29 +993,39 @@ impl<T: Send + 'static> SharedChan<T> {
         branch: u32,
         value: Option<T>,
     ) -> std::result::Result<u64, Option<T>> {
-        let mut state = self.lock();
-        let ready = if receiving {
-            state.recv_ready(&claim)
-        } else {
-            state.send_ready(&claim)
-        };
-        if ready || !claim.is_waiting() {
+        let mut locked = self.inner.lock();
+        locked.settle();
+        if !claim.is_waiting() {
             return Err(value);
         }
-        Ok(state.push_waiter(receiving, claim, branch, value))
+        let id = locked.push_waiter(receiving, claim.clone(), branch, value);
+        // The gate up before looking again ("Races between the paths",
+        // rule 1): a fast operation after this point sees it.
+        locked.publish();
+        fence(Ordering::SeqCst);
+        let ready = if receiving {
+            locked.recv_ready(&claim)
+        } else {
+            locked.send_ready(&claim)
+        };
+        if ready {
+            let entry = locked.remove_waiter(receiving, id).expect("queued above");
+            return Err(entry.value);
+        }
+        Ok(id)
     }
 
     /// Removes a waiter's entry if it is still queued (its wait is over),
     /// and gives a sender's value back; `None` for a sender whose value a
     /// receiver took (rule 2).
     pub(crate) fn unregister(&self, receiving: bool, id: u64) -> Option<T> {
-        let entry = self.lock().remove_waiter(receiving, id);
+        let entry = self.inner.lock().remove_waiter(receiving, id);
         entry.and_then(|e| e.value)
     }
 
     /// The value handed to receiver entry `id`, if one was (rule 4).
     pub(crate) fn take_handed(&self, id: u64) -> Option<T> {
-        self.lock().take_handed(id)
+        self.inner.lock().take_handed(id)
     }
 }
 
@@ -823,16 +1068,17 @@ impl Wake for Parker {
 
 impl<T> fmt::Debug for SharedChan<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = lock(&self.state);
+        let (len, senders, receivers) = {
+            let locked = self.inner.lock();
+            let len = locked.head.len() + self.inner.buffer.len() + locked.overflow.len();
+            (len, locked.senders.len(), locked.receivers.len())
+        };
         f.debug_struct("SharedChan")
-            .field("len", &state.buffer.len())
-            .field(
-                "capacity",
-                &(state.capacity != UNBOUNDED).then_some(state.capacity),
-            )
-            .field("closed", &state.closed)
-            .field("blocked_senders", &state.senders.len())
-            .field("blocked_receivers", &state.receivers.len())
+            .field("len", &len)
+            .field("capacity", &self.inner.capacity)
+            .field("closed", &self.inner.closed())
+            .field("blocked_senders", &senders)
+            .field("blocked_receivers", &receivers)
             .finish()
     }
 }
@@ -1062,19 +1308,21 @@ impl<C: Borrow<SharedChan<T>>, T: Send + 'static> Event for RecvOp<C, T> {
     type Output = T;
 
     fn poll(&mut self) -> Option<Result<T>> {
-        let (result, woken) = {
-            let mut state = self.chan.borrow().lock();
-            if let Some(id) = self.queued.take() {
+        let inner = &self.chan.borrow().inner;
+        let result = match self.queued.take() {
+            None => inner.try_recv(),
+            Some(id) => {
+                let mut locked = inner.lock();
                 // A sender claimed our wait and handed us a value (rule 4).
-                if let Some(value) = state.take_handed(id) {
+                if let Some(value) = locked.take_handed(id) {
                     return Some(Ok(value));
                 }
-                // Still queued (an event driven by hand).
-                drop(state.remove_waiter(true, id));
+                // An empty claim (a straggler took the value), or still
+                // queued (an event driven by hand).
+                drop(locked.remove_waiter(true, id));
+                locked.try_recv()
             }
-            state.try_recv()
         };
-        wake(woken);
         match result {
             Ok(value) => Some(Ok(value)),
             Err(TryRecvError::Closed) => Some(Err(closed())),
@@ -1104,14 +1352,11 @@ impl<C: Borrow<SharedChan<T>>, T: Send + 'static> Drop for RecvOp<C, T> {
         let Some(id) = self.queued.take() else {
             return;
         };
-        let (entry, woken) = {
-            let mut state = self.chan.borrow().lock();
-            let entry = state.remove_waiter(true, id);
-            let woken = state.take_handed(id).and_then(|v| state.put_back(v));
-            (entry, woken)
-        };
-        drop(entry);
-        wake(woken);
+        let mut locked = self.chan.borrow().inner.lock();
+        drop(locked.remove_waiter(true, id));
+        if let Some(value) = locked.take_handed(id) {
+            locked.put_back(value);
+        }
     }
 }
 
@@ -1136,62 +1381,147 @@ mod tests {
         Arc::new(Claim::new(Waker::noop().clone()))
     }
 
+    /// Registers a waiter that must wait.
+    fn queue<T: Send + 'static>(
+        chan: &SharedChan<T>,
+        receiving: bool,
+        claim: &Arc<Claim>,
+        branch: u32,
+        value: Option<T>,
+    ) -> u64 {
+        chan.register(receiving, claim.clone(), branch, value)
+            .unwrap_or_else(|_| panic!("it must wait"))
+    }
+
     #[test]
     fn receivers_are_served_in_order_and_waits_that_are_over_skipped() {
-        let mut state = State::<u32>::new(0);
-        let over = waiting();
-        over.end();
-        let (first, second) = (waiting(), waiting());
+        let chan = SharedChan::<u32>::bounded(0);
+        let (over, first, second) = (waiting(), waiting(), waiting());
         let ids = [
-            state.push_waiter(true, over.clone(), 0, None),
-            state.push_waiter(true, first.clone(), 3, None),
-            state.push_waiter(true, second.clone(), 0, None),
+            queue(&chan, true, &over, 0, None),
+            queue(&chan, true, &first, 3, None),
+            queue(&chan, true, &second, 0, None),
         ];
-        let (sent, woken) = state.try_send(10);
-        assert!(sent.is_ok());
-        assert!(Arc::ptr_eq(&woken.unwrap(), &first), "the first live one");
-        assert_eq!(first.claimed_branch(), Some(3));
-        assert_eq!(state.receivers.len(), 1, "the ended one was dropped");
-        assert!(state.try_send(11).0.is_ok());
-        assert_eq!(state.try_send(12).0, Err(TrySendError::Full(12)));
-        assert_eq!(state.take_handed(ids[1]), Some(10));
-        assert_eq!(state.take_handed(ids[2]), Some(11));
-        assert_eq!(state.take_handed(ids[0]), None);
-        assert!(state.buffer.is_empty(), "a rendezvous buffers nothing");
+        over.end();
+        assert_eq!(chan.try_send(10), Ok(()));
+        assert_eq!(first.claimed_branch(), Some(3), "the first live one");
+        assert_eq!(waiters(&chan), (0, 1), "the ended one was dropped");
+        assert_eq!(chan.try_send(11), Ok(()));
+        assert_eq!(chan.try_send(12), Err(TrySendError::Full(12)));
+        assert_eq!(chan.take_handed(ids[1]), Some(10));
+        assert_eq!(chan.take_handed(ids[2]), Some(11));
+        assert_eq!(chan.take_handed(ids[0]), None);
+        assert_eq!(chan.len(), 0, "a rendezvous buffers nothing");
     }
 
     #[test]
     fn senders_are_served_in_order_and_an_unclaimed_value_stays_queued() {
-        let mut state = State::<u32>::new(1);
-        state.buffer.push_back(0);
-        let over = waiting();
-        let live = waiting();
-        let dead_id = state.push_waiter(false, over.clone(), 0, Some(1));
-        state.push_waiter(false, live.clone(), 1, Some(2));
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(0).unwrap();
+        let (over, live) = (waiting(), waiting());
+        let dead_id = queue(&chan, false, &over, 0, Some(1));
+        queue(&chan, false, &live, 1, Some(2));
         over.end(); // its wait ended before anyone took the value
                     // The buffered value first; the live sender's value moves in.
-        let (got, woken) = state.try_recv();
-        assert_eq!(got, Ok(0));
-        assert!(Arc::ptr_eq(&woken.unwrap(), &live));
-        assert_eq!(state.buffer, [2]);
+        assert_eq!(chan.try_recv(), Ok(0));
+        assert_eq!(live.claimed_branch(), Some(1));
+        assert_eq!(chan.len(), 1);
         // The ended sender's value stays for its owner to take back.
-        assert_eq!(state.senders.len(), 1);
-        assert_eq!(state.remove_waiter(false, dead_id).unwrap().value, Some(1));
-        assert_eq!(state.try_recv().0, Ok(2));
-        assert_eq!(state.try_recv().0, Err(TryRecvError::Empty));
+        assert_eq!(waiters(&chan), (1, 0));
+        assert_eq!(chan.unregister(false, dead_id), Some(1));
+        assert_eq!(chan.try_recv(), Ok(2));
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Empty));
     }
 
     #[test]
     fn closed_receivers_drain_and_never_take_from_senders() {
-        let mut state = State::<u32>::new(1);
-        state.buffer.push_back(1);
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(1).unwrap();
         let sender = waiting();
-        state.push_waiter(false, sender.clone(), 0, Some(2));
-        state.closed = true;
-        assert_eq!(state.try_recv().0, Ok(1));
-        assert_eq!(state.try_recv().0, Err(TryRecvError::Closed));
+        queue(&chan, false, &sender, 0, Some(2));
+        chan.close();
+        assert_eq!(chan.try_recv(), Ok(1));
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Closed));
         assert!(sender.is_waiting(), "a closed channel takes nothing more");
-        assert_eq!(state.try_send(3).0, Err(TrySendError::Closed(3)));
+        assert_eq!(chan.try_send(3), Err(TrySendError::Closed(3)));
+    }
+
+    #[test]
+    fn the_fast_paths_run_only_while_nobody_waits() {
+        let chan = SharedChan::<u32>::bounded(2);
+        assert_eq!(chan.inner.send_fast(1), Ok(()));
+        assert_eq!(chan.inner.recv_fast(), Some(1));
+        let receiver = waiting();
+        let id = queue(&chan, true, &receiver, 0, None);
+        assert_eq!(chan.inner.gate.load(Ordering::SeqCst), 1);
+        assert_eq!(chan.inner.send_fast(2), Err(2), "the gate is up");
+        // The slow path hands it over.
+        assert_eq!(chan.try_send(2), Ok(()));
+        assert_eq!(chan.inner.gate.load(Ordering::SeqCst), 0);
+        assert_eq!(chan.take_handed(id), Some(2));
+        assert_eq!(chan.inner.send_fast(3), Ok(()));
+    }
+
+    #[test]
+    fn settling_hands_a_stragglers_value_to_the_first_receiver() {
+        let chan = SharedChan::<u32>::bounded(2);
+        let (first, second) = (waiting(), waiting());
+        let ids = [
+            queue(&chan, true, &first, 0, None),
+            queue(&chan, true, &second, 0, None),
+        ];
+        // A send that saw the gate down before the receivers raised it.
+        chan.inner.buffer.push(7).unwrap();
+        chan.inner.lock().settle();
+        assert_eq!(first.claimed_branch(), Some(0));
+        assert!(second.is_waiting());
+        assert_eq!(chan.take_handed(ids[0]), Some(7));
+        assert_eq!(waiters(&chan), (0, 1));
+        assert_eq!(chan.unregister(true, ids[1]), None);
+    }
+
+    #[test]
+    fn settling_fills_the_room_a_straggler_freed() {
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(0).unwrap();
+        let sender = waiting();
+        queue(&chan, false, &sender, 0, Some(1));
+        // A receive that saw the gate down before the sender raised it.
+        assert_eq!(chan.inner.buffer.pop(), Some(0));
+        chan.inner.lock().settle();
+        assert_eq!(sender.claimed_branch(), Some(0));
+        assert_eq!(chan.try_recv(), Ok(1));
+    }
+
+    #[test]
+    fn overflow_is_the_tail_of_the_channel() {
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.inner.lock().overflow.push_back(2);
+        chan.inner.buffer.push(1).unwrap();
+        assert_eq!(chan.inner.recv_fast(), None, "the gate is up");
+        assert_eq!(chan.len(), 2);
+        assert_eq!(chan.try_send(3), Err(TrySendError::Full(3)));
+        assert_eq!(chan.try_recv(), Ok(1));
+        assert_eq!(chan.inner.gate.load(Ordering::SeqCst), 0, "drained in");
+        assert_eq!(chan.try_recv(), Ok(2));
+    }
+
+    #[test]
+    fn no_closed_while_a_send_is_in_flight() {
+        let chan = SharedChan::<u32>::bounded(1);
+        // A fast send between its check of `closed` and its push.
+        chan.inner.sending.fetch_add(IN_FLIGHT, Ordering::SeqCst);
+        chan.close();
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Empty));
+        let receiver = waiting();
+        let id = queue(&chan, true, &receiver, 0, None);
+        // Its push lands, and it settles (as `send_fast` does).
+        chan.inner.buffer.push(5).unwrap();
+        chan.inner.sending.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
+        chan.inner.lock().settle();
+        assert_eq!(receiver.claimed_branch(), Some(0));
+        assert_eq!(chan.take_handed(id), Some(5));
+        assert_eq!(chan.try_recv(), Err(TryRecvError::Closed));
     }
 
     #[test]
@@ -1214,8 +1544,8 @@ mod tests {
     }
 
     fn waiters<T: Send + 'static>(chan: &SharedChan<T>) -> (usize, usize) {
-        let state = chan.lock();
-        (state.senders.len(), state.receivers.len())
+        let locked = chan.inner.lock();
+        (locked.senders.len(), locked.receivers.len())
     }
 
     #[test]

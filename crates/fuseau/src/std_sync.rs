@@ -4,12 +4,12 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
 
@@ -58,5 +58,115 @@ impl<T> Queue<T> {
         return self.inner.pop();
         #[cfg(loom)]
         return lock(&self.inner).pop_front();
+    }
+}
+
+/// A channel's buffer, shared by threads: crossbeam's lock-free
+/// `ArrayQueue` (bounded, its room allocated up front) or `SegQueue`
+/// (unbounded), nothing for a rendezvous (capacity 0). Capacities above
+/// [`Buffer::MAX_PREALLOCATED`] keep their values in a mutex-protected
+/// `VecDeque` that grows as needed (room for `usize::MAX` values cannot be
+/// allocated up front), and so does every buffer under loom, where it
+/// stands for the lock-free queues: they are proven; loom checks the
+/// protocol [`SharedChan`](crate::SharedChan) builds on them.
+///
+/// Every operation is linearizable; the callers order their own atomics
+/// around them with `SeqCst` fences.
+pub(crate) struct Buffer<T> {
+    kind: BufferKind<T>,
+}
+
+enum BufferKind<T> {
+    Rendezvous,
+    #[cfg(not(loom))]
+    Bounded(crossbeam_queue::ArrayQueue<T>),
+    #[cfg(not(loom))]
+    Unbounded(crossbeam_queue::SegQueue<T>),
+    Locked {
+        queue: Mutex<std::collections::VecDeque<T>>,
+        capacity: usize,
+    },
+}
+
+impl<T> Buffer<T> {
+    /// The largest capacity whose room is allocated up front.
+    pub(crate) const MAX_PREALLOCATED: usize = 1 << 16;
+
+    /// A buffer of `capacity` values; `None` for no limit.
+    pub(crate) fn new(capacity: Option<usize>) -> Buffer<T> {
+        let kind = match capacity {
+            Some(0) => BufferKind::Rendezvous,
+            #[cfg(not(loom))]
+            Some(n) if n <= Self::MAX_PREALLOCATED => {
+                BufferKind::Bounded(crossbeam_queue::ArrayQueue::new(n))
+            }
+            #[cfg(not(loom))]
+            None => BufferKind::Unbounded(crossbeam_queue::SegQueue::new()),
+            _ => BufferKind::Locked {
+                queue: Mutex::new(std::collections::VecDeque::new()),
+                capacity: capacity.unwrap_or(usize::MAX),
+            },
+        };
+        Buffer { kind }
+    }
+
+    /// Appends `value`, or gives it back if the buffer is full.
+    pub(crate) fn push(&self, value: T) -> Result<(), T> {
+        match &self.kind {
+            BufferKind::Rendezvous => Err(value),
+            #[cfg(not(loom))]
+            BufferKind::Bounded(q) => q.push(value),
+            #[cfg(not(loom))]
+            BufferKind::Unbounded(q) => {
+                q.push(value);
+                Ok(())
+            }
+            BufferKind::Locked { queue, capacity } => {
+                let mut q = lock(queue);
+                if q.len() >= *capacity {
+                    return Err(value);
+                }
+                q.push_back(value);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn pop(&self) -> Option<T> {
+        match &self.kind {
+            BufferKind::Rendezvous => None,
+            #[cfg(not(loom))]
+            BufferKind::Bounded(q) => q.pop(),
+            #[cfg(not(loom))]
+            BufferKind::Unbounded(q) => q.pop(),
+            BufferKind::Locked { queue, .. } => lock(queue).pop_front(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match &self.kind {
+            BufferKind::Rendezvous => 0,
+            #[cfg(not(loom))]
+            BufferKind::Bounded(q) => q.len(),
+            #[cfg(not(loom))]
+            BufferKind::Unbounded(q) => q.len(),
+            BufferKind::Locked { queue, .. } => lock(queue).len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if a push would fail now (always, for a rendezvous).
+    pub(crate) fn is_full(&self) -> bool {
+        match &self.kind {
+            BufferKind::Rendezvous => true,
+            #[cfg(not(loom))]
+            BufferKind::Bounded(q) => q.is_full(),
+            #[cfg(not(loom))]
+            BufferKind::Unbounded(_) => false,
+            BufferKind::Locked { queue, capacity } => lock(queue).len() >= *capacity,
+        }
     }
 }
