@@ -39,10 +39,17 @@
 //! 1. **No lost wake-up (Dekker's pattern).** A waiter raises the gate
 //!    (publishes its entry), then a `SeqCst` fence, then checks again
 //!    whether it must wait; a fast operation changes the buffer, then a
-//!    `SeqCst` fence, then reads the gate. So either the waiter sees the
+//!    `SeqCst` barrier, then reads the gate. So either the waiter sees the
 //!    change (and does not wait), or the fast operation sees the gate up
 //!    and *settles* the channel under the lock: hands buffered values to
 //!    waiting receivers, moves waiting senders' values into free room.
+//!    A receive's barrier is a fence. A send's is the `SeqCst`
+//!    `fetch_sub` that ends it (rule 4), one barrier fewer: a registering
+//!    receiver reads that word (`SeqCst`) before it looks at the buffer,
+//!    so either it reads the `fetch_sub` or later (and, synchronized with
+//!    it, sees the value pushed before it), or its read comes first in the
+//!    single total order of `SeqCst` operations, after its own raising of
+//!    the gate, which the send's read of the gate then sees.
 //! 2. **A claim comes before the value it hands.** Settling claims a
 //!    receiver first, then pops the value for it: a value popped is never
 //!    left without an owner (a lock-free queue cannot take a value back at
@@ -490,10 +497,13 @@ impl<T> Locked<'_, T> {
     /// a value is there, a sender of another wait waits, or the channel is
     /// closed with no send in flight.
     fn recv_ready(&self, claim: &Arc<Claim>) -> bool {
+        // `sending` first: the fast send's half of rule 1 is its
+        // `fetch_sub` after the push.
+        let sending = self.inner.sending.load(Ordering::SeqCst);
         !self.inner.buffer.is_empty()
             || !self.head.is_empty()
             || !self.overflow.is_empty()
-            || self.inner.sending.load(Ordering::SeqCst) == CLOSED
+            || sending == CLOSED
             || self
                 .senders
                 .iter()
@@ -547,10 +557,10 @@ impl<T> Inner<T> {
             return Err(value);
         }
         let pushed = self.buffer.push(value);
+        // Also the barrier of rule 1: no fence needed after it.
         let sending = self.sending.fetch_sub(IN_FLIGHT, Ordering::SeqCst);
         if pushed.is_ok() {
             // A straggler (rule 1), or a send in flight at a close (rule 4).
-            fence(Ordering::SeqCst);
             if self.gate.load(Ordering::SeqCst) != 0 || sending & CLOSED != 0 {
                 self.lock().settle();
             }
