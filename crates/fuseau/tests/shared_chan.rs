@@ -895,14 +895,20 @@ fn values_buffered_when_the_channel_is_dropped_are_dropped() {
 
 /// 4 producers and 4 consumers on three threads (two schedulers with fibers,
 /// and plain threads), through one channel, some of them in selects with
-/// local channels and timeouts: every value arrives exactly once.
+/// local channels and timeouts: every value arrives exactly once, and each
+/// consumer gets each producer's values in the order they were sent. Every
+/// kind of buffer: rendezvous, lock-free bounded (small and large),
+/// lock-free unbounded, and the mutex-protected one of huge capacities.
 #[test]
 #[cfg_attr(miri, ignore)]
 fn stress_many_producers_and_consumers_on_three_threads() {
     const PER_PRODUCER: u64 = 5_000;
     with_watchdog(|| {
-        for cap in [0, 1, 32] {
-            let chan = SharedChan::<u64>::bounded(cap);
+        for cap in [Some(0), Some(1), Some(32), Some(64), None, Some(1 << 20)] {
+            let chan = match cap {
+                Some(cap) => SharedChan::<u64>::bounded(cap),
+                None => SharedChan::new(),
+            };
             let seen = Arc::new(Mutex::new(Vec::new()));
             let consume = |chan: SharedChan<u64>, seen: Arc<Mutex<Vec<u64>>>, selecting: bool| {
                 move || -> Result<()> {
@@ -923,6 +929,13 @@ fn stress_many_producers_and_consumers_on_three_threads() {
                             Err(e) if e.is_closed() => break,
                             Err(e) => return Err(e),
                         }
+                    }
+                    // FIFO per producer, as one consumer sees it.
+                    let mut last = [None; 4];
+                    for &v in &mine {
+                        let p = (v / PER_PRODUCER) as usize;
+                        assert!(last[p] < Some(v), "{v} after {:?}", last[p]);
+                        last[p] = Some(v);
                     }
                     seen.lock().unwrap().extend(mine);
                     Ok(())
@@ -984,10 +997,10 @@ fn stress_many_producers_and_consumers_on_three_threads() {
             c3.join().unwrap().unwrap();
             let mut seen = std::mem::take(&mut *seen.lock().unwrap());
             seen.sort_unstable();
-            assert_eq!(seen.len() as u64, 4 * PER_PRODUCER, "cap={cap}");
+            assert_eq!(seen.len() as u64, 4 * PER_PRODUCER, "cap={cap:?}");
             assert!(
                 seen.iter().copied().eq(0..4 * PER_PRODUCER),
-                "cap={cap}: every value exactly once"
+                "cap={cap:?}: every value exactly once"
             );
         }
     });
