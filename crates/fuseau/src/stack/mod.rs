@@ -34,6 +34,11 @@
 //! list, for the next stack that cannot be warm. A slab whose slots are all
 //! free is unmapped, unless it is the last of its size.
 //!
+//! Slots are carved (their guards installed) in batches that double with
+//! the slots a slab has carved, up to 64 with one system call
+//! (`process_madvise` on this process, where the kernel allows it); the
+//! slots carved ahead wait in the free list.
+//!
 //! # Invariants
 //!
 //! 1. Every carved slot is in exactly one place: handed out (a
@@ -133,7 +138,8 @@ struct Slab {
     /// The valgrind registration of each carved slot (index: slot), for
     /// as long as the slab is mapped (see `Mapping::register_stack`).
     registrations: Vec<ValgrindStackRegistration>,
-    /// Carved slots not in use nor warm, their memory given back.
+    /// Carved slots not in use nor warm: their memory given back, or never
+    /// touched (carved ahead, in a batch).
     free: Vec<u32>,
     /// In the class's `open` list.
     open: bool,
@@ -181,11 +187,23 @@ impl SizeClass {
             let slot = if let Some(slot) = slab.free.pop() {
                 slot as usize
             } else if slab.carved < slab.slots {
-                slab.mapping.guard(slab.carved * stride, GuardKind::get())?;
-                let registration = slab.mapping.register_stack(slab.carved * stride, stride);
-                slab.registrations.push(registration);
-                slab.carved += 1;
-                slab.carved - 1
+                // Guards for a batch of slots at once, doubling with the
+                // slots carved so far (up to `os::MAX_BATCH`): a few fibers
+                // carve a few slots, many fibers pay one system call per
+                // batch. The first is handed out; the rest go free.
+                let first = slab.carved;
+                let want = first.max(1).min(slab.slots - first);
+                let n = slab
+                    .mapping
+                    .guard_slots(first * stride, stride, want, GuardKind::get())?;
+                for slot in first..first + n {
+                    let registration = slab.mapping.register_stack(slot * stride, stride);
+                    slab.registrations.push(registration);
+                }
+                slab.free
+                    .extend((first + 1..first + n).rev().map(|s| s as u32));
+                slab.carved += n;
+                first
             } else {
                 slab.open = false;
                 self.open.pop();
@@ -481,6 +499,56 @@ mod tests {
             1,
             "an unused slab is unmapped, but the last one stays"
         );
+    }
+
+    /// `true` if the kernel cannot read the byte at `addr` (a guard page):
+    /// `write` from it fails with `EFAULT`, with no signal.
+    fn unreadable(addr: usize) -> bool {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the kernel checks the source address itself (`EFAULT`);
+        // nothing in this process reads it.
+        let written = unsafe { libc::write(fds[1], addr as *const libc::c_void, 1) };
+        let errno = io::Error::last_os_error().raw_os_error();
+        // SAFETY: both descriptors were opened above and are ours.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        written == -1 && errno == Some(libc::EFAULT)
+    }
+
+    #[test]
+    fn slots_are_carved_in_doubling_batches_and_every_guard_faults() {
+        let mut pool = StackPool::new(0);
+        let stacks: Vec<_> = (0..3 * SizeClass::FIRST_SLOTS)
+            .map(|_| pool.take(SIZE).unwrap())
+            .collect();
+        for stack in &stacks {
+            assert!(unreadable(stack.limit().get()), "the guard page faults");
+            assert!(!unreadable(stack.limit().get() + page_size()));
+        }
+        // The first slab's 16 slots: batches of 1, 1, 2, 4 and 8.
+        let first = &pool.classes[0].slabs[stacks[0].slab as usize];
+        assert_eq!((first.carved, first.free.len()), (16, 0));
+        // The second's 32: 1, 1, 2, 4, 8, 16, of which 32 are handed out.
+        let second = &pool.classes[0].slabs[stacks[16].slab as usize];
+        assert_eq!((second.carved, second.free.len()), (32, 0));
+        // The third slab: batches of 1, 1, 2 and 4 (with `mprotect`
+        // guards, or no `process_madvise`, one slot at a time).
+        let more = pool.take(SIZE).unwrap();
+        let again = pool.take(SIZE).unwrap();
+        let (a, b) = (pool.take(SIZE).unwrap(), pool.take(SIZE).unwrap());
+        assert_eq!(base(&b) - base(&a), page_size() + SIZE, "address order");
+        let c = pool.take(SIZE).unwrap();
+        let third = &pool.classes[0].slabs[more.slab as usize];
+        let expected = if os::batching() { (8, 3) } else { (5, 0) };
+        assert_eq!((third.carved, third.free.len()), expected);
+        for stack in stacks.into_iter().chain([more, again, a, b, c]) {
+            assert!(unreadable(stack.limit().get()));
+            pool.give_back(SIZE, stack);
+        }
     }
 
     #[test]

@@ -21,7 +21,8 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::ptr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 pub(crate) use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
@@ -81,6 +82,84 @@ pub(crate) fn page_size() -> usize {
             .filter(|p| p.is_power_of_two())
             .unwrap_or(4096)
     })
+}
+
+/// The most guard pages installed by one system call.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// Set once `process_madvise` refused guard markers: every guard is then a
+/// `madvise` of its own.
+static BATCH_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// `true` while guards are installed in batches (markers, and
+/// `process_madvise` not refused so far).
+#[cfg(test)]
+pub(crate) fn batching() -> bool {
+    GuardKind::get() == GuardKind::Marker && !BATCH_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Installs guard markers on `pages` (each one page inside a mapping of
+/// ours, of a slot not yet carved) with one `process_madvise` on this
+/// process; how many it installed (it goes in order, and may stop early),
+/// or `None` if none.
+fn guard_batch(pages: &[libc::iovec]) -> Option<usize> {
+    let pidfd = self_pidfd()?;
+    // SAFETY: `pages` is a valid array of `pages.len()` iovecs, each naming
+    // one page of a mapping we own that no stack uses yet (the pool guards
+    // a slot before it carves it); `pidfd` is this process's own (checked
+    // against `getpid` after any fork), so the advice applies to our pages
+    // only.
+    let advised = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            pidfd,
+            pages.as_ptr(),
+            pages.len(),
+            MADV_GUARD_INSTALL,
+            0,
+        )
+    };
+    if advised < 0 {
+        let refused = io::Error::last_os_error().raw_os_error();
+        // Not supported here, for good; anything else (a shortage of
+        // memory, say) falls back for this slot only.
+        if matches!(
+            refused,
+            Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EBADF | libc::ESRCH)
+        ) {
+            BATCH_REFUSED.store(true, Ordering::Relaxed);
+        }
+        return None;
+    }
+    let installed = usize::try_from(advised).ok()? / page_size();
+    (installed > 0).then_some(installed)
+}
+
+/// A pidfd of this process, opened once per process: a child forked from
+/// it (whose inherited pidfd names the parent) opens its own.
+fn self_pidfd() -> Option<libc::c_int> {
+    static PIDFD: Mutex<Option<(libc::pid_t, libc::c_int)>> = Mutex::new(None);
+    let mut held = PIDFD.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    match *held {
+        Some((owner, fd)) if owner == pid => return Some(fd),
+        // SAFETY: a forked child's copy of its parent's pidfd, ours to
+        // close; nothing else uses it.
+        Some((_, fd)) => unsafe {
+            libc::close(fd);
+        },
+        None => {}
+    }
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new
+    // descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0);
+    *held = fd.map(|fd| (pid, fd));
+    if fd.is_none() {
+        BATCH_REFUSED.store(true, Ordering::Relaxed);
+    }
+    fd
 }
 
 /// Probes for guard markers on a scratch mapping of one page.
@@ -156,6 +235,41 @@ impl Mapping {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// Installs the guard pages of up to `count` consecutive slots of
+    /// `stride` bytes from `first` (page-aligned, inside the mapping), and
+    /// returns how many it installed: at least one, the first's.
+    ///
+    /// Markers are installed `MAX_BATCH` at a time with one
+    /// `process_madvise` on this process (about a third cheaper per page
+    /// than a `madvise` each, on the VMs of the benchmarks); where the
+    /// kernel refuses that (before Linux 6.13, which lets a process give
+    /// itself any advice), one slot's, with `madvise`.
+    pub(crate) fn guard_slots(
+        &self,
+        first: usize,
+        stride: usize,
+        count: usize,
+        kind: GuardKind,
+    ) -> io::Result<usize> {
+        let count = count.min(MAX_BATCH);
+        debug_assert!(count >= 1 && first + (count - 1) * stride + page_size() <= self.len);
+        if kind == GuardKind::Marker && count > 1 && !BATCH_REFUSED.load(Ordering::Relaxed) {
+            let mut pages = [libc::iovec {
+                iov_base: ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_BATCH];
+            for (i, page) in pages.iter_mut().take(count).enumerate() {
+                page.iov_base = (self.start + first + i * stride) as *mut libc::c_void;
+                page.iov_len = page_size();
+            }
+            if let Some(installed) = guard_batch(&pages[..count]) {
+                return Ok(installed);
+            }
+        }
+        self.guard(first, kind)?;
+        Ok(1)
     }
 
     /// A stack for the slot `[offset, offset + stride)`, whose first page
