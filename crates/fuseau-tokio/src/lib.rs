@@ -105,7 +105,9 @@
 //! [`Runtime`] runs a scheduler on each of several threads: [`Runtime::spawn`]
 //! places a fiber on the least-loaded thread, where it stays (fibers never
 //! move); what crosses threads is `Send`, and comes back through a
-//! [`RemoteFiber`]. [`net::TcpServer::establish_on`] serves on every thread.
+//! [`RemoteFiber`]. [`net::TcpServer::establish_on`] serves on every thread;
+//! with the std-shaped listener, a fiber on each thread binds one with
+//! [`net::ServerBuilder::bind_tcp`] and `SO_REUSEPORT`.
 //!
 //! ```
 //! let runtime = fuseau_tokio::Runtime::new(2)?;

@@ -222,3 +222,93 @@ fn dropping_the_server_or_the_runtime_stops_it() {
     // no error.
     server.shutdown().unwrap();
 }
+
+/// A std-shaped line-echo server on `thread`: a listener from
+/// `ServerBuilder::bind_tcp` (with `SO_REUSEPORT`), a fiber per connection
+/// that records its thread. Returns the server fiber and the bound address.
+fn std_shaped_server(
+    runtime: &Runtime,
+    thread: usize,
+    addr: SocketAddr,
+    served_on: Arc<Mutex<Vec<usize>>>,
+) -> (fuseau_tokio::RemoteFiber<()>, SocketAddr) {
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let server = runtime.spawn_on(thread, move || {
+        let listener = ServerBuilder::new().reuse_port(true).bind_tcp(addr)?;
+        bound_tx.send(listener.local_addr()?).unwrap();
+        for stream in listener.incoming() {
+            let stream = stream?;
+            let served_on = served_on.clone();
+            fuseau_tokio::spawn(move || {
+                served_on
+                    .lock()
+                    .unwrap()
+                    .push(Runtime::current_thread().unwrap());
+                let mut writer = &stream;
+                for line in BufReader::new(&stream).lines() {
+                    writeln!(writer, "{}", line?)?;
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    });
+    (server, bound_rx.recv_timeout(PATIENCE).expect("bound"))
+}
+
+/// `ServerBuilder::bind_tcp` with `SO_REUSEPORT`: std-shaped listeners on
+/// both threads of a runtime share one address, and the kernel spreads
+/// forty connections over them (all on one thread: odds of 2 in 2^40).
+/// Shutting the runtime down cancels the listeners and the connections.
+#[test]
+fn std_shaped_listeners_serve_on_every_thread() {
+    let runtime = Runtime::new(2).unwrap();
+    let served_on = Arc::new(Mutex::new(Vec::new()));
+    let (_first, addr) = std_shaped_server(&runtime, 0, localhost(), served_on.clone());
+    let (_second, again) = std_shaped_server(&runtime, 1, addr, served_on.clone());
+    assert_eq!(again, addr);
+    let clients: Vec<_> = (0..40)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let stream = connect(addr);
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                for i in 0..3 {
+                    writeln!(writer, "client {c} line {i}").unwrap();
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    assert_eq!(line, format!("client {c} line {i}\n"));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    runtime.shutdown();
+    let served_on = served_on.lock().unwrap();
+    assert_eq!(served_on.len(), 40);
+    assert!(
+        served_on.contains(&0) && served_on.contains(&1),
+        "{served_on:?}"
+    );
+    let refused = TcpStream::connect_timeout(&addr, PATIENCE).unwrap_err();
+    assert_eq!(refused.kind(), IoKind::ConnectionRefused);
+}
+
+/// Without `SO_REUSEPORT` a second listener on the address is refused as
+/// std refuses it; outside a fiber, `bind_tcp` is `NotInFiber`.
+#[test]
+fn bind_tcp_without_reuse_port_or_outside_a_fiber_is_an_error() {
+    let runtime = Runtime::new(1).unwrap();
+    let refused = runtime
+        .block_on(|| {
+            let first = ServerBuilder::new().bind_tcp(localhost())?;
+            let second = ServerBuilder::new().bind_tcp(first.local_addr()?);
+            Ok(second.map(drop).unwrap_err().kind())
+        })
+        .unwrap();
+    assert_eq!(refused, IoKind::AddrInUse);
+    let e = ServerBuilder::new().bind_tcp(localhost()).unwrap_err();
+    assert_eq!(fuseau_tokio::Error::from(e).kind(), ErrorKind::NotInFiber);
+}

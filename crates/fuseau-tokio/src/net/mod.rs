@@ -212,7 +212,8 @@ impl ServerBuilder {
     /// Whether TCP listeners set `SO_REUSEPORT` (default off), so that
     /// several listeners (other processes, other threads) may bind the same
     /// address and the kernel spreads incoming connections among them.
-    /// [`establish_tcp_on`](ServerBuilder::establish_tcp_on) always sets it.
+    /// [`establish_tcp_on`](ServerBuilder::establish_tcp_on) always sets it;
+    /// [`bind_tcp`](ServerBuilder::bind_tcp) sets it as asked.
     pub fn reuse_port(mut self, reuse_port: bool) -> ServerBuilder {
         self.reuse_port = reuse_port;
         self
@@ -243,17 +244,7 @@ impl ServerBuilder {
         handler: impl Fn(SocketAddr, In, Out) -> Result<()> + 'static,
     ) -> Result<TcpServer> {
         require_fiber("TcpServer::establish")?;
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        if self.reuse_port {
-            socket.set_reuseport(true)?;
-        }
-        socket.bind(addr)?;
-        let listener = TcpListener::from(socket.listen(self.backlog)?);
+        let listener = self.bind(addr)?;
         let local_addr = listener.local_addr()?;
         let nodelay = self.nodelay;
         let acceptor = serve(
@@ -271,6 +262,99 @@ impl ServerBuilder {
             local_addr,
             acceptor,
         })
+    }
+
+    /// Binds a std-shaped [`TcpListener`] to `addr` with this builder's
+    /// listen backlog and `SO_REUSEPORT` setting (and `SO_REUSEADDR`, as
+    /// [`TcpListener::bind`]); `nodelay` and `on_error` are for the servers
+    /// of `establish_*`. With [`reuse_port(true)`](ServerBuilder::reuse_port)
+    /// a fiber on each thread of a [`Runtime`](crate::Runtime) can bind the
+    /// same address, and the kernel spreads incoming connections among the
+    /// listeners: the std-shaped way to serve on every thread (below).
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be created or bound (`AddrInUse` where another
+    /// socket holds the address without `SO_REUSEPORT`); `NotInFiber`
+    /// (wrapped in the `io::Error`) outside a fiber, or where no Tokio
+    /// runtime is entered (the listener is registered with the thread's
+    /// reactor).
+    ///
+    /// # Cancellation
+    ///
+    /// Not a cancellation point: it never waits.
+    ///
+    /// # Examples
+    ///
+    /// A std-shaped server on both threads of a runtime. The first thread
+    /// binds port 0 and reports the port it got; the second binds that port.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::SocketAddr;
+    /// use fuseau_tokio::net::{ServerBuilder, TcpStream};
+    ///
+    /// /// Serves on `thread`, echoing each connection's bytes until it closes.
+    /// fn serve(runtime: &fuseau_tokio::Runtime, thread: usize, addr: SocketAddr)
+    ///     -> fuseau_tokio::Result<(fuseau_tokio::RemoteFiber<()>, SocketAddr)>
+    /// {
+    ///     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    ///     let server = runtime.spawn_on(thread, move || {
+    ///         let listener = ServerBuilder::new().reuse_port(true).bind_tcp(addr)?;
+    ///         bound_tx.send(listener.local_addr()?).unwrap();
+    ///         for stream in listener.incoming() {
+    ///             let mut stream = stream?;
+    ///             fuseau_tokio::spawn(move || {
+    ///                 let mut buf = [0; 64];
+    ///                 loop {
+    ///                     match stream.read(&mut buf)? {
+    ///                         0 => return Ok(()),
+    ///                         n => stream.write_all(&buf[..n])?,
+    ///                     }
+    ///                 }
+    ///             });
+    ///         }
+    ///         Ok(())
+    ///     });
+    ///     let bound = bound_rx.recv().expect("the listener is bound");
+    ///     Ok((server, bound))
+    /// }
+    ///
+    /// let runtime = fuseau_tokio::Runtime::new(2)?;
+    /// let (first, addr) = serve(&runtime, 0, "127.0.0.1:0".parse().unwrap())?;
+    /// let (second, _) = serve(&runtime, 1, addr)?;
+    /// let reply = runtime.block_on(move || {
+    ///     let mut stream = TcpStream::connect(addr)?;
+    ///     stream.write_all(b"ping")?;
+    ///     let mut reply = [0; 4];
+    ///     stream.read_exact(&mut reply)?;
+    ///     Ok(reply)
+    /// })?;
+    /// assert_eq!(&reply, b"ping");
+    /// first.cancel();
+    /// second.cancel();
+    /// runtime.shutdown();
+    /// # Ok::<(), fuseau_tokio::Error>(())
+    /// ```
+    pub fn bind_tcp(self, addr: SocketAddr) -> std::io::Result<TcpListener> {
+        require_fiber("ServerBuilder::bind_tcp")?;
+        common::require_tokio("ServerBuilder::bind_tcp")?;
+        self.bind(addr)
+    }
+
+    /// `bind_tcp` without the checks (the caller made them).
+    fn bind(&self, addr: SocketAddr) -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if self.reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
+        Ok(TcpListener::from(socket.listen(self.backlog)?))
     }
 
     /// Listens on the Unix-domain socket `path` (which must not exist) and

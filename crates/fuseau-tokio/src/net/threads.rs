@@ -8,6 +8,10 @@
 //! The first thread binds the address asked for (port 0 picks a free port);
 //! the others bind the address it got.
 //!
+//! (With the std-shaped types, the same is a fiber per thread that binds a
+//! listener with [`ServerBuilder::bind_tcp`] and `SO_REUSEPORT`, then
+//! accepts as with `std::net::TcpListener`: see its example.)
+//!
 //! Each thread's server lives in a *host* fiber, a root fiber placed on that
 //! thread (`RuntimeHandle::spawn_on`): the listener's acceptor and the
 //! connection fibers are its descendants, so cancelling the host (a
