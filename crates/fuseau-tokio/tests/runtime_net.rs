@@ -56,6 +56,40 @@ fn upper_server(
     .unwrap()
 }
 
+/// Forty clients on plain threads, each three lines and their answers
+/// (`reply` of the line) on a connection of its own.
+fn forty_clients(addr: SocketAddr, reply: fn(&str) -> String) {
+    let clients: Vec<_> = (0..40)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let stream = connect(addr);
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                for i in 0..3 {
+                    let sent = format!("client {c} line {i}");
+                    writeln!(writer, "{sent}").unwrap();
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    assert_eq!(line, reply(&sent) + "\n");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+/// Forty connections were served, some on each of the two threads.
+fn assert_both_threads_served(served_on: &Mutex<Vec<usize>>) {
+    let served_on = served_on.lock().unwrap();
+    assert_eq!(served_on.len(), 40);
+    assert!(
+        served_on.contains(&0) && served_on.contains(&1),
+        "{served_on:?}"
+    );
+}
+
 /// Forty connections, each a few round trips: every answer right, and both
 /// threads served some (the kernel hashes connections over the two
 /// `SO_REUSEPORT` listeners; all forty on one has odds of 2 in 2^40).
@@ -66,31 +100,9 @@ fn connections_are_served_on_every_thread() {
     let server = upper_server(&runtime, served_on.clone());
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
-    let clients: Vec<_> = (0..40)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let stream = connect(addr);
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                for i in 0..3 {
-                    writeln!(writer, "client {c} line {i}").unwrap();
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    assert_eq!(line, format!("CLIENT {c} LINE {i}\n"));
-                }
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
+    forty_clients(addr, str::to_uppercase);
     server.shutdown().unwrap();
-    let served_on = served_on.lock().unwrap();
-    assert_eq!(served_on.len(), 40);
-    assert!(
-        served_on.contains(&0) && served_on.contains(&1),
-        "{served_on:?}"
-    );
+    assert_both_threads_served(&served_on);
 }
 
 /// `shutdown` stops every listener and cancels every live connection: the
@@ -267,31 +279,9 @@ fn std_shaped_listeners_serve_on_every_thread() {
     let (_first, addr) = std_shaped_server(&runtime, 0, localhost(), served_on.clone());
     let (_second, again) = std_shaped_server(&runtime, 1, addr, served_on.clone());
     assert_eq!(again, addr);
-    let clients: Vec<_> = (0..40)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let stream = connect(addr);
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                for i in 0..3 {
-                    writeln!(writer, "client {c} line {i}").unwrap();
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    assert_eq!(line, format!("client {c} line {i}\n"));
-                }
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
+    forty_clients(addr, str::to_string);
     runtime.shutdown();
-    let served_on = served_on.lock().unwrap();
-    assert_eq!(served_on.len(), 40);
-    assert!(
-        served_on.contains(&0) && served_on.contains(&1),
-        "{served_on:?}"
-    );
+    assert_both_threads_served(&served_on);
     let refused = TcpStream::connect_timeout(&addr, PATIENCE).unwrap_err();
     assert_eq!(refused.kind(), IoKind::ConnectionRefused);
 }
