@@ -177,11 +177,25 @@ fn fd_io_and_streams() -> Result<()> {
     Ok(())
 }
 
+/// A burst of live fibers: their stacks' slots are carved in batches, whose
+/// guard pages are installed through a pidfd of the process (closed after
+/// each batch).
+fn fiber_burst() -> Result<()> {
+    let fibers: Vec<_> = (0..1_000)
+        .map(|_| fuseau_tokio::spawn(|| fuseau_tokio::sleep(ms(1))))
+        .collect();
+    for f in fibers {
+        f.join()?;
+    }
+    Ok(())
+}
+
 #[test]
 #[cfg_attr(miri, ignore)]
 fn socket_scenarios_leak_no_descriptors() {
     type Scenario = fn() -> Result<()>;
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
+        ("fiber burst", fiber_burst),
         ("echo clients", echo_clients),
         ("peer reset", peer_reset),
         (

@@ -22,7 +22,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 pub(crate) use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
@@ -102,13 +102,27 @@ pub(crate) fn batching() -> bool {
 /// ours, of a slot not yet carved) with one `process_madvise` on this
 /// process; how many it installed (it goes in order, and may stop early),
 /// or `None` if none.
+///
+/// The pidfd it needs is opened for the call and closed after it: a
+/// library keeps no descriptor of its own open (programs count theirs), and
+/// one opened now is this process's, even in a child forked since.
 fn guard_batch(pages: &[libc::iovec]) -> Option<usize> {
-    let pidfd = self_pidfd()?;
+    // SAFETY: getpid has no preconditions; pidfd_open takes a pid and
+    // flags, and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    let Some(pidfd) = libc::c_int::try_from(pidfd).ok().filter(|fd| *fd >= 0) else {
+        // No pidfds (before Linux 5.3), for good; out of descriptors, for
+        // this slot only.
+        let error = io::Error::last_os_error().raw_os_error();
+        if matches!(error, Some(libc::ENOSYS | libc::EINVAL | libc::EPERM)) {
+            BATCH_REFUSED.store(true, Ordering::Relaxed);
+        }
+        return None;
+    };
     // SAFETY: `pages` is a valid array of `pages.len()` iovecs, each naming
     // one page of a mapping we own that no stack uses yet (the pool guards
-    // a slot before it carves it); `pidfd` is this process's own (checked
-    // against `getpid` after any fork), so the advice applies to our pages
-    // only.
+    // a slot before it carves it); `pidfd` names this very process, so the
+    // advice applies to our pages only.
     let advised = unsafe {
         libc::syscall(
             libc::SYS_process_madvise,
@@ -119,8 +133,10 @@ fn guard_batch(pages: &[libc::iovec]) -> Option<usize> {
             0,
         )
     };
-    if advised < 0 {
-        let refused = io::Error::last_os_error().raw_os_error();
+    let refused = (advised < 0).then(|| io::Error::last_os_error().raw_os_error());
+    // SAFETY: opened above, ours, used by nothing else.
+    unsafe { libc::close(pidfd) };
+    if let Some(refused) = refused {
         // Not supported here, for good; anything else (a shortage of
         // memory, say) falls back for this slot only.
         if matches!(
@@ -133,33 +149,6 @@ fn guard_batch(pages: &[libc::iovec]) -> Option<usize> {
     }
     let installed = usize::try_from(advised).ok()? / page_size();
     (installed > 0).then_some(installed)
-}
-
-/// A pidfd of this process, opened once per process: a child forked from
-/// it (whose inherited pidfd names the parent) opens its own.
-fn self_pidfd() -> Option<libc::c_int> {
-    static PIDFD: Mutex<Option<(libc::pid_t, libc::c_int)>> = Mutex::new(None);
-    let mut held = PIDFD.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    match *held {
-        Some((owner, fd)) if owner == pid => return Some(fd),
-        // SAFETY: a forked child's copy of its parent's pidfd, ours to
-        // close; nothing else uses it.
-        Some((_, fd)) => unsafe {
-            libc::close(fd);
-        },
-        None => {}
-    }
-    // SAFETY: pidfd_open takes a pid and flags, and returns a new
-    // descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0);
-    *held = fd.map(|fd| (pid, fd));
-    if fd.is_none() {
-        BATCH_REFUSED.store(true, Ordering::Relaxed);
-    }
-    fd
 }
 
 /// Probes for guard markers on a scratch mapping of one page.
