@@ -451,14 +451,14 @@ impl<T> Locked<'_, T> {
             self.woken.push(receiver.claim);
             return Ok(());
         }
-        // Room, and no sender queued before us (settled: they would fill it).
-        if self.senders.is_empty() && self.overflow.is_empty() {
-            if let Err(value) = self.inner.buffer.push(value) {
-                return Err(TrySendError::Full(value));
-            }
-            return Ok(());
+        // Settled, room means no sender waits before us (it would have
+        // filled it): entries left queued are of waits that are over, which
+        // their owners will take out. This must agree with `send_ready`, or
+        // a sender would be told both "ready" and "full", and spin.
+        if !self.overflow.is_empty() {
+            return Err(TrySendError::Full(value));
         }
-        Err(TrySendError::Full(value))
+        self.inner.buffer.push(value).map_err(TrySendError::Full)
     }
 
     /// Receives without waiting (the slow path).
@@ -494,8 +494,8 @@ impl<T> Locked<'_, T> {
     }
 
     /// `true` if a receiver of the wait of `claim` need not wait (rule 5):
-    /// a value is there, a sender of another wait waits, or the channel is
-    /// closed with no send in flight.
+    /// a value is there, the channel is closed with no send in flight, or
+    /// (open) a sender of another wait waits. Agrees with `try_recv`.
     fn recv_ready(&self, claim: &Arc<Claim>) -> bool {
         // `sending` first: the fast send's half of rule 1 is its
         // `fetch_sub` after the push.
@@ -504,13 +504,15 @@ impl<T> Locked<'_, T> {
             || !self.head.is_empty()
             || !self.overflow.is_empty()
             || sending == CLOSED
-            || self
-                .senders
-                .iter()
-                .any(|s| !Arc::ptr_eq(&s.claim, claim) && s.claim.is_waiting())
+            || (sending & CLOSED == 0
+                && self
+                    .senders
+                    .iter()
+                    .any(|s| !Arc::ptr_eq(&s.claim, claim) && s.claim.is_waiting()))
     }
 
     /// `true` if a sender of the wait of `claim` need not wait (rule 5).
+    /// Agrees with `try_send`.
     fn send_ready(&self, claim: &Arc<Claim>) -> bool {
         self.closed()
             || (self.overflow.is_empty() && !self.inner.buffer.is_full())
@@ -1078,10 +1080,14 @@ impl Wake for Parker {
 
 impl<T> fmt::Debug for SharedChan<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Blocked: entries whose waits may still be claimed (an entry stays
+        // queued after its wait ended until its owner takes it out).
+        let blocked =
+            |queue: &VecDeque<Waiter<T>>| queue.iter().filter(|w| w.claim.is_waiting()).count();
         let (len, senders, receivers) = {
             let locked = self.inner.lock();
             let len = locked.head.len() + self.inner.buffer.len() + locked.overflow.len();
-            (len, locked.senders.len(), locked.receivers.len())
+            (len, blocked(&locked.senders), blocked(&locked.receivers))
         };
         f.debug_struct("SharedChan")
             .field("len", &len)
@@ -1454,6 +1460,29 @@ mod tests {
         assert_eq!(chan.try_recv(), Err(TryRecvError::Closed));
         assert!(sender.is_waiting(), "a closed channel takes nothing more");
         assert_eq!(chan.try_send(3), Err(TrySendError::Closed(3)));
+    }
+
+    /// A sender's entry stays queued after its wait ended (another branch
+    /// won) until its owner takes it out: meanwhile the channel is not full
+    /// because of it. `register` and `try_send` must agree on that, or a
+    /// sender is told "ready" and "full" in turn and spins (the model test
+    /// `chan_model.rs` found it).
+    #[test]
+    fn a_sender_entry_of_a_wait_that_is_over_does_not_fill_the_channel() {
+        let chan = SharedChan::<u32>::bounded(1);
+        chan.try_send(0).unwrap();
+        let over = waiting();
+        let id = queue(&chan, false, &over, 0, Some(1));
+        assert!(over.try_claim(1), "another branch of its select won");
+        assert_eq!(chan.try_recv(), Ok(0), "room frees up");
+        assert_eq!(chan.register(false, waiting(), 0, Some(2)), Err(Some(2)));
+        assert_eq!(chan.try_send(2), Ok(()));
+        assert_eq!(
+            chan.unregister(false, id),
+            Some(1),
+            "its owner takes it back"
+        );
+        assert_eq!(chan.try_recv(), Ok(2));
     }
 
     #[test]
