@@ -63,10 +63,12 @@ impl<T> Queue<T> {
 
 /// A channel's buffer, shared by threads: crossbeam's lock-free
 /// `ArrayQueue` (bounded, its room allocated up front) or `SegQueue`
-/// (unbounded), nothing for a rendezvous (capacity 0). Capacities above
-/// [`Buffer::MAX_PREALLOCATED`] keep their values in a mutex-protected
-/// `VecDeque` that grows as needed (room for `usize::MAX` values cannot be
-/// allocated up front), and so does every buffer under loom, where it
+/// (unbounded), nothing for a rendezvous (capacity 0). A capacity whose
+/// room would take more than 1 MiB (`Buffer::MAX_PREALLOCATED`) keeps its
+/// values in a mutex-protected `VecDeque` that grows as needed (room for
+/// `usize::MAX` values cannot be allocated up front, and a large room
+/// mostly unused is memory wasted), and so does every buffer under loom,
+/// where it
 /// stands for the lock-free queues: they are proven; loom checks the
 /// protocol [`SharedChan`](crate::SharedChan) builds on them.
 ///
@@ -89,15 +91,26 @@ enum BufferKind<T> {
 }
 
 impl<T> Buffer<T> {
-    /// The largest capacity whose room is allocated up front.
-    pub(crate) const MAX_PREALLOCATED: usize = 1 << 16;
+    /// The most bytes of room allocated up front: 1 MiB (65 536 slots of
+    /// a `u64`, whose slot is the value and a stamp word).
+    #[cfg(not(loom))]
+    pub(crate) const MAX_PREALLOCATED: usize = 1 << 20;
+
+    /// `true` if room for `capacity` values is allocated up front.
+    #[cfg(not(loom))]
+    fn preallocated(capacity: usize) -> bool {
+        let slot = std::mem::size_of::<T>() + std::mem::size_of::<usize>();
+        capacity
+            .checked_mul(slot)
+            .is_some_and(|bytes| bytes <= Self::MAX_PREALLOCATED)
+    }
 
     /// A buffer of `capacity` values; `None` for no limit.
     pub(crate) fn new(capacity: Option<usize>) -> Buffer<T> {
         let kind = match capacity {
             Some(0) => BufferKind::Rendezvous,
             #[cfg(not(loom))]
-            Some(n) if n <= Self::MAX_PREALLOCATED => {
+            Some(n) if Self::preallocated(n) => {
                 BufferKind::Bounded(crossbeam_queue::ArrayQueue::new(n))
             }
             #[cfg(not(loom))]
@@ -167,6 +180,57 @@ impl<T> Buffer<T> {
             #[cfg(not(loom))]
             BufferKind::Unbounded(_) => false,
             BufferKind::Locked { queue, capacity } => lock(queue).len() >= *capacity,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn lock_free<T>(buffer: &Buffer<T>) -> bool {
+        matches!(
+            buffer.kind,
+            BufferKind::Bounded(_) | BufferKind::Unbounded(_)
+        )
+    }
+
+    #[test]
+    fn room_up_to_a_mebibyte_is_allocated_up_front() {
+        assert!(lock_free(&Buffer::<u64>::new(Some(1))));
+        assert!(
+            lock_free(&Buffer::<u64>::new(Some(1 << 16))),
+            "16 bytes a slot"
+        );
+        assert!(!lock_free(&Buffer::<u64>::new(Some((1 << 16) + 1))));
+        assert!(!lock_free(&Buffer::<u64>::new(Some(usize::MAX))));
+        assert!(lock_free(&Buffer::<[u8; 4088]>::new(Some(256))));
+        assert!(!lock_free(&Buffer::<[u8; 4088]>::new(Some(257))));
+        assert!(lock_free(&Buffer::<u64>::new(None)), "unbounded");
+        assert!(matches!(
+            Buffer::<u64>::new(Some(0)).kind,
+            BufferKind::Rendezvous
+        ));
+    }
+
+    #[test]
+    fn every_kind_is_a_bounded_fifo() {
+        for capacity in [Some(0), Some(2), Some(1 << 17), None] {
+            let buffer = Buffer::new(capacity);
+            let room = capacity.map_or(3, |c| c.min(3));
+            for i in 0..room {
+                assert_eq!(buffer.push(i), Ok(()), "{capacity:?}");
+            }
+            if capacity.is_some_and(|c| c <= 3) {
+                assert!(buffer.is_full());
+                assert_eq!(buffer.push(9), Err(9));
+            }
+            assert_eq!(buffer.len(), room);
+            assert_eq!(buffer.is_empty(), room == 0);
+            for i in 0..room {
+                assert_eq!(buffer.pop(), Some(i));
+            }
+            assert_eq!(buffer.pop(), None);
         }
     }
 }
