@@ -30,16 +30,13 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Debug;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{waiters, waiters_of, Counter, Guard, Sim};
+use common::chans::{waiters, Channel};
+use common::{Counter, Guard, Sim};
 use fuseau::{
-    select, Chan, Config, Error, ErrorKind, Event, Fiber, Result, SharedChan, TryRecvError,
-    TrySendError, When,
+    select, Chan, Config, Error, ErrorKind, Fiber, SharedChan, TryRecvError, TrySendError, When,
 };
 use proptest::prelude::*;
 
@@ -48,101 +45,8 @@ use proptest::prelude::*;
 struct Value {
     sender: usize,
     seq: u32,
-    _guard: SendGuard,
+    _guard: Guard,
 }
-
-/// Counts the drops of its [`SendGuard`]s.
-#[derive(Clone, Default)]
-struct Drops(Arc<AtomicUsize>);
-
-impl Drops {
-    fn guard(&self) -> SendGuard {
-        SendGuard(self.0.clone())
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-struct SendGuard(Arc<AtomicUsize>);
-
-impl Drop for SendGuard {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// What the model needs of a channel: `Chan`'s and `SharedChan`'s common
-/// methods.
-trait ModelChan: Clone + Debug + 'static {
-    type SendEvent: Event<Output = ()> + 'static;
-    type RecvEvent: Event<Output = Value> + 'static;
-    fn with_capacity(capacity: Option<usize>) -> Self;
-    fn send(&self, v: Value) -> Result<()>;
-    fn recv(&self) -> Result<Value>;
-    fn try_send(&self, v: Value) -> std::result::Result<(), TrySendError<Value>>;
-    fn try_recv(&self) -> std::result::Result<Value, TryRecvError>;
-    fn close(&self);
-    fn is_closed(&self) -> bool;
-    fn len(&self) -> usize;
-    fn ev_send(&self, v: Value) -> Self::SendEvent;
-    fn ev_recv(&self) -> Self::RecvEvent;
-    /// (blocked senders, blocked receivers)
-    fn waiters(&self) -> (usize, usize) {
-        waiters_of(&format!("{self:?}"))
-    }
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Implements [`ModelChan`] by forwarding to the channel's own methods.
-macro_rules! model_chan {
-    ($chan:ident, $send:ty, $recv:ty) => {
-        impl ModelChan for $chan<Value> {
-            type SendEvent = $send;
-            type RecvEvent = $recv;
-            fn with_capacity(capacity: Option<usize>) -> Self {
-                capacity.map_or_else($chan::new, $chan::bounded)
-            }
-            fn send(&self, v: Value) -> Result<()> {
-                $chan::send(self, v)
-            }
-            fn recv(&self) -> Result<Value> {
-                $chan::recv(self)
-            }
-            fn try_send(&self, v: Value) -> std::result::Result<(), TrySendError<Value>> {
-                $chan::try_send(self, v)
-            }
-            fn try_recv(&self) -> std::result::Result<Value, TryRecvError> {
-                $chan::try_recv(self)
-            }
-            fn close(&self) {
-                $chan::close(self)
-            }
-            fn is_closed(&self) -> bool {
-                $chan::is_closed(self)
-            }
-            fn len(&self) -> usize {
-                $chan::len(self)
-            }
-            fn ev_send(&self, v: Value) -> Self::SendEvent {
-                $chan::ev_send(self, v)
-            }
-            fn ev_recv(&self) -> Self::RecvEvent {
-                $chan::ev_recv(self)
-            }
-        }
-    };
-}
-
-model_chan!(Chan, fuseau::SendEvent<Value>, fuseau::RecvEvent<Value>);
-model_chan!(
-    SharedChan,
-    fuseau::SharedSendEvent<Value>,
-    fuseau::SharedRecvEvent<Value>
-);
 
 /// (sender, seq)
 type Id = (usize, u32);
@@ -209,7 +113,7 @@ struct World<C> {
     chans: [C; 2],
     never: C,
     capacities: [Option<usize>; 2],
-    drops: Drops,
+    drops: Counter,
     created: Cell<usize>,
     records: RefCell<Vec<Record>>,
 }
@@ -220,7 +124,7 @@ enum Outcome {
     Received(usize, Value),
 }
 
-impl<C: ModelChan> World<C> {
+impl<C: Channel<Value>> World<C> {
     fn check_len(&self) {
         for (c, cap) in self.chans.iter().zip(self.capacities) {
             if let Some(cap) = cap {
@@ -277,7 +181,7 @@ impl<C: ModelChan> World<C> {
 /// Runs the script of fiber `me`; errors of operations are checked and
 /// recorded, never passed up (cancellation makes every later blocking
 /// operation fail at once, so the script still ends).
-fn run_script<C: ModelChan>(world: &World<C>, me: usize, script: &[Op]) {
+fn run_script<C: Channel<Value>>(world: &World<C>, me: usize, script: &[Op]) {
     let chans = &world.chans;
     let mut seq = 0;
     let mut value = || {
@@ -311,7 +215,7 @@ fn run_script<C: ModelChan>(world: &World<C>, me: usize, script: &[Op]) {
                         assert!(!c.is_closed());
                         let cap = world.capacities[k].expect("unbounded, never full");
                         assert_eq!(c.len(), cap, "Full, but the buffer has room");
-                        assert_eq!(c.waiters().1, 0, "Full, but a receiver waits");
+                        assert_eq!(waiters(c).1, 0, "Full, but a receiver waits");
                     }
                     Err(TrySendError::Closed(v)) => {
                         assert_eq!(v.id(), id, "the value comes back");
@@ -335,7 +239,7 @@ fn run_script<C: ModelChan>(world: &World<C>, me: usize, script: &[Op]) {
                     Err(TryRecvError::Empty) => {
                         assert!(!c.is_closed(), "Empty on a closed, drained channel");
                         assert!(c.is_empty());
-                        assert_eq!(c.waiters().0, 0, "Empty, but a sender waits");
+                        assert_eq!(waiters(c).0, 0, "Empty, but a sender waits");
                     }
                     Err(TryRecvError::Closed) => assert!(c.is_closed() && c.is_empty()),
                 }
@@ -456,15 +360,17 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn run_case<C: ModelChan>(case: &Case) -> std::result::Result<(), TestCaseError> {
+fn run_case<C: Channel<Value>>(case: &Case) -> std::result::Result<(), TestCaseError> {
     // One fiber run per iteration: the driver interleaves finely.
     let sim = Sim::with_config(Config::new().budget(1));
-    let chans = case.capacities.map(C::with_capacity);
+    let chans = case
+        .capacities
+        .map(|cap| cap.map_or_else(C::new, C::bounded));
     let world = Rc::new(World {
         chans: chans.clone(),
-        never: C::with_capacity(None),
+        never: C::new(),
         capacities: case.capacities,
-        drops: Drops::default(),
+        drops: Counter::new(),
         created: Cell::new(0),
         records: RefCell::new(case.scripts.iter().map(|_| Record::default()).collect()),
     });
@@ -519,7 +425,7 @@ fn run_case<C: ModelChan>(case: &Case) -> std::result::Result<(), TestCaseError>
     // What is left in the channels, in order.
     let mut left: Vec<(usize, Id)> = Vec::new();
     for (k, c) in chans.iter().enumerate() {
-        prop_assert_eq!(c.waiters(), (0, 0));
+        prop_assert_eq!(waiters(c), (0, 0));
         while let Ok(v) = c.try_recv() {
             left.push((k, v.id()));
         }

@@ -7,6 +7,7 @@ pub(crate) mod chans;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,9 +141,10 @@ impl Sim {
     }
 }
 
-/// Counts drops of the [`Guard`]s it hands out.
+/// Counts drops of the [`Guard`]s it hands out. `Send` (atomic), so that
+/// guards may cross threads, in a `SharedChan` say.
 #[derive(Clone, Default)]
-pub(crate) struct Counter(Rc<Cell<usize>>);
+pub(crate) struct Counter(Arc<AtomicUsize>);
 
 impl Counter {
     pub(crate) fn new() -> Counter {
@@ -154,20 +156,20 @@ impl Counter {
     }
 
     pub(crate) fn get(&self) -> usize {
-        self.0.get()
+        self.0.load(Ordering::SeqCst)
     }
 
     pub(crate) fn incr(&self) {
-        self.0.set(self.0.get() + 1);
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 /// Increments its counter when dropped.
-pub(crate) struct Guard(Rc<Cell<usize>>);
+pub(crate) struct Guard(Arc<AtomicUsize>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
