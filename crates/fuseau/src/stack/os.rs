@@ -85,7 +85,7 @@ pub(crate) fn page_size() -> usize {
 }
 
 /// The most guard pages installed by one system call.
-pub(crate) const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 
 /// Set once `process_madvise` refused guard markers: every guard is then a
 /// `madvise` of its own.
@@ -96,6 +96,20 @@ static BATCH_REFUSED: AtomicBool = AtomicBool::new(false);
 #[cfg(test)]
 pub(crate) fn batching() -> bool {
     GuardKind::get() == GuardKind::Marker && !BATCH_REFUSED.load(Ordering::Relaxed)
+}
+
+/// After a failed `pidfd_open` or `process_madvise` (read from `errno`
+/// before anything else runs): if the kernel does not support it, batches
+/// are given up for good; anything else (out of memory or descriptors, say)
+/// falls back for this slot only.
+fn note_failure() {
+    let error = io::Error::last_os_error().raw_os_error();
+    if matches!(
+        error,
+        Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EBADF | libc::ESRCH)
+    ) {
+        BATCH_REFUSED.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Installs guard markers on `pages` (each one page inside a mapping of
@@ -111,12 +125,7 @@ fn guard_batch(pages: &[libc::iovec]) -> Option<usize> {
     // flags, and returns a new descriptor or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
     let Some(pidfd) = libc::c_int::try_from(pidfd).ok().filter(|fd| *fd >= 0) else {
-        // No pidfds (before Linux 5.3), for good; out of descriptors, for
-        // this slot only.
-        let error = io::Error::last_os_error().raw_os_error();
-        if matches!(error, Some(libc::ENOSYS | libc::EINVAL | libc::EPERM)) {
-            BATCH_REFUSED.store(true, Ordering::Relaxed);
-        }
+        note_failure(); // no pidfds before Linux 5.3
         return None;
     };
     // SAFETY: `pages` is a valid array of `pages.len()` iovecs, each naming
@@ -133,18 +142,12 @@ fn guard_batch(pages: &[libc::iovec]) -> Option<usize> {
             0,
         )
     };
-    let refused = (advised < 0).then(|| io::Error::last_os_error().raw_os_error());
+    if advised < 0 {
+        note_failure();
+    }
     // SAFETY: opened above, ours, used by nothing else.
     unsafe { libc::close(pidfd) };
-    if let Some(refused) = refused {
-        // Not supported here, for good; anything else (a shortage of
-        // memory, say) falls back for this slot only.
-        if matches!(
-            refused,
-            Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EBADF | libc::ESRCH)
-        ) {
-            BATCH_REFUSED.store(true, Ordering::Relaxed);
-        }
+    if advised < 0 {
         return None;
     }
     let installed = usize::try_from(advised).ok()? / page_size();
