@@ -29,8 +29,24 @@ const EXPECTED: [&str; 8] = [
     "the server is shut down",
 ];
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+/// The open descriptors, each with what it is (`readlink` of its entry in
+/// `/proc/self/fd`), so that a leak says what leaked (the test compares
+/// their number, as before; the list is for the message).
+fn open_fds() -> Vec<String> {
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some(format!(
+                "{} -> {}",
+                entry.file_name().to_string_lossy(),
+                target.display()
+            ))
+        })
+        .collect();
+    fds.sort();
+    fds
 }
 
 /// Waits (a millisecond at a time, at most ten seconds) until `n` handlers
@@ -58,7 +74,12 @@ fn the_http_example_serves_requests_from_fiber_handlers() {
     let before = open_fds();
     let lines = bounded::main(http_example::demo).unwrap();
     assert_eq!(lines, EXPECTED);
-    assert_eq!(open_fds(), before, "descriptors leaked");
+    let after = open_fds();
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "descriptors leaked: before {before:#?}, after {after:#?}"
+    );
 
     bounded::main(|| {
         let server = Server::start()?;
